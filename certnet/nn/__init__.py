@@ -1,0 +1,30 @@
+"""Frobenius-normalised networks: layers, activations with slope bounds, the MLP, and the reader
+that verification and export use (:func:`extract_layers`)."""
+
+from certnet.nn.activations import (
+    ACTIVATIONS,
+    ActivationSpec,
+    GroupSort,
+    activation_spec,
+    make_activation,
+    spec_of_module,
+)
+from certnet.nn.extract import LayerStack, extract_layers
+from certnet.nn.frobenius import FrobeniusLinear, frobenius_norm, is_frobenius
+from certnet.nn.mlp import NormalizedMLP, radii_for_budget
+
+__all__ = [
+    "ACTIVATIONS",
+    "ActivationSpec",
+    "GroupSort",
+    "activation_spec",
+    "make_activation",
+    "spec_of_module",
+    "LayerStack",
+    "extract_layers",
+    "FrobeniusLinear",
+    "frobenius_norm",
+    "is_frobenius",
+    "NormalizedMLP",
+    "radii_for_budget",
+]

@@ -1,0 +1,208 @@
+"""Frobenius-normalised linear layers, built on ``torch.nn.utils.parametrize``.
+
+A :class:`FrobeniusLinear` layer computes y = W x + b with
+
+* mode ``"sphere"`` (default): ‖W‖_F = r exactly, so ‖W‖₂ ≤ ‖W‖_F = r;
+* mode ``"ball"``:             ‖W‖_F ≤ r.
+
+How the parametrisation and the optimisers share the weight
+----------------------------------------------------------
+The stored tensor ``layer.parametrizations.weight.original`` *is* the point on the sphere. The
+parametrisation's forward is W = r X / ‖X‖_F ("sphere") or X · min(1, r/‖X‖_F) ("ball"):
+
+* on the sphere it is the identity (to round-off), so the weight the network uses is the stored
+  point, and certnet's optimisers move that point along geodesics (exponential map) in place;
+* its Jacobian at a point of S_r is the tangent projection P_X, so ``original.grad`` after
+  ``backward()`` is already the Riemannian gradient;
+* any other optimiser (Adam, SGD) can step ``original`` freely and the weight still satisfies
+  the constraint exactly, because it is re-normalised in every forward pass.
+
+``right_inverse`` projects an assigned weight onto the constraint set, so ``layer.weight = W``
+stores r W/‖W‖_F. :func:`frobenius_norm` registers the parametrisation on any module with a
+2-D weight, mirroring ``torch.nn.utils.parametrizations.weight_norm``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+__all__ = ["FrobeniusLinear", "frobenius_norm", "is_frobenius", "MODES"]
+
+MODES = ("sphere", "ball")
+
+
+def _check_radius(radius: float) -> float:
+    try:
+        r = float(radius)
+    except (TypeError, ValueError):
+        raise TypeError(f"radius must be a positive number, got {radius!r}") from None
+    if not (r > 0 and math.isfinite(r)):
+        raise ValueError(
+            f"radius must be > 0 and finite, got {radius!r}; it is the Frobenius norm ‖W‖_F of "
+            "the layer (and bounds its Lipschitz constant), e.g. radius=1.0"
+        )
+    return r
+
+
+class _FrobeniusConstraint(nn.Module):
+    """W = r X/‖X‖_F (sphere) or X·min(1, r/‖X‖_F) (ball). Users call :func:`frobenius_norm`."""
+
+    def __init__(self, radius: float, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.register_buffer("radius", torch.tensor(float(radius), dtype=torch.float64))
+
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        n = torch.linalg.vector_norm(x)
+        r = self.radius.to(x.dtype)
+        if self.mode == "sphere":
+            return r / n
+        return torch.clamp(r / n, max=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self._scale(x)
+
+    def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
+        n = torch.linalg.vector_norm(w)
+        if not torch.isfinite(n) or n == 0:
+            raise ValueError(
+                f"cannot place a weight with Frobenius norm {float(n)} on the constraint set; "
+                "pass a finite, non-zero matrix"
+            )
+        return w * self._scale(w)
+
+    def extra_repr(self) -> str:
+        return f"radius={float(self.radius):g}, mode={self.mode!r}"
+
+
+def frobenius_norm(
+    module: nn.Module, name: str = "weight", radius: float = 1.0, *, mode: str = "sphere"
+) -> nn.Module:
+    """Constrain ``module.<name>`` to the Frobenius sphere (or ball) of the given radius.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Module with a 2-D tensor ``name`` (e.g. ``nn.Linear``).
+    name : str
+        Name of the weight tensor.
+    radius : float
+        r > 0: ‖W‖_F = r ("sphere") or ‖W‖_F ≤ r ("ball").
+    mode : {"sphere", "ball"}
+        Constraint set.
+
+    Returns
+    -------
+    nn.Module
+        The same module, parametrised (calls chain, as in ``torch.nn.utils.parametrize``).
+
+    Raises
+    ------
+    ValueError
+        Non-positive radius, unknown mode, a weight that is not a non-zero matrix, or a module
+        that is already Frobenius-normalised.
+    """
+    r = _check_radius(radius)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    w = getattr(module, name, None)
+    if not isinstance(w, torch.Tensor) or w.ndim != 2:
+        raise ValueError(
+            f"expected {type(module).__name__}.{name} to be a matrix; got "
+            f"{type(w).__name__ if not isinstance(w, torch.Tensor) else f'{w.ndim}-D tensor'}"
+        )
+    if is_frobenius(module, name):
+        raise ValueError(f"{type(module).__name__}.{name} is already Frobenius-normalised")
+    parametrize.register_parametrization(module, name, _FrobeniusConstraint(r, mode))
+    return module
+
+
+def is_frobenius(module: nn.Module, name: str = "weight") -> bool:
+    """Whether ``module.<name>`` carries a Frobenius constraint."""
+    if not parametrize.is_parametrized(module, name):
+        return False
+    return any(isinstance(p, _FrobeniusConstraint) for p in module.parametrizations[name])
+
+
+class FrobeniusLinear(nn.Linear):
+    """Linear layer y = W x + b with ‖W‖_F = r (mode "sphere") or ≤ r (mode "ball").
+
+    Its Lipschitz constant (ℓ2 → ℓ2) is ‖W‖₂ ≤ ‖W‖_F ≤ r for every value of the weights.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes, ≥ 1.
+    bias : bool
+        Whether to learn an additive bias (it does not change the Lipschitz constant).
+    radius : float
+        r > 0.
+    mode : {"sphere", "ball"}
+        Constraint set.
+    device, dtype
+        As for ``nn.Linear``.
+
+    Notes
+    -----
+    Initialisation: an orthogonal matrix scaled to ‖W‖_F = r, so all min(m, n) singular values
+    equal r/√min(m, n) (the best-conditioned point of the sphere). See the module docstring for
+    how the optimisers share the stored point.
+
+    Examples
+    --------
+    >>> layer = FrobeniusLinear(3, 4, radius=2.0)
+    >>> round(float(layer.weight.norm()), 6)
+    2.0
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        radius: float = 1.0,
+        mode: str = "sphere",
+        device=None,
+        dtype=None,
+    ) -> None:
+        for n, v in (("in_features", in_features), ("out_features", out_features)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"{n} must be a positive integer, got {v!r}")
+        r = _check_radius(radius)
+        super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
+        with torch.no_grad():
+            nn.init.orthogonal_(self.weight)
+            if self.bias is not None:
+                self.bias.zero_()
+        frobenius_norm(self, "weight", r, mode=mode)
+
+    @property
+    def radius(self) -> float:
+        """r, the Frobenius radius of the weight."""
+        return float(self.parametrizations.weight[0].radius)
+
+    @property
+    def mode(self) -> str:
+        """ "sphere" or "ball"."""
+        return self.parametrizations.weight[0].mode
+
+    @property
+    def point(self) -> nn.Parameter:
+        """The stored point on the sphere (the parameter optimisers move)."""
+        return self.parametrizations.weight.original
+
+    def set_radius(self, radius: float) -> None:
+        """Change r, rescaling the stored point so the function scales by r_new/r_old."""
+        r = _check_radius(radius)
+        constraint = self.parametrizations.weight[0]
+        with torch.no_grad():
+            self.point.mul_(r / float(constraint.radius))
+            constraint.radius.fill_(r)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", radius={self.radius:g}, mode={self.mode!r}"

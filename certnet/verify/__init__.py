@@ -1,0 +1,9 @@
+"""Certificates: Lipschitz bounds of networks and closed-loop stability / ℓ2-gain bounds.
+
+Every result is a :class:`Certificate` whose ``check()`` re-verifies it in float64 from its
+multipliers.
+"""
+
+from certnet.verify.certificate import SCHEMA, Certificate, checker_for, register_checker
+
+__all__ = ["Certificate", "register_checker", "checker_for", "SCHEMA"]
