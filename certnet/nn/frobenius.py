@@ -54,11 +54,13 @@ class _FrobeniusConstraint(nn.Module):
     def __init__(self, radius: float, mode: str) -> None:
         super().__init__()
         self.mode = mode
-        self.register_buffer("radius", torch.tensor(float(radius), dtype=torch.float64))
+        # A Python float, not a buffer: .float()/.half() must not round the radius (the bound
+        # ∏ r_k is computed from it); saved models carry it in their header.
+        self.radius = float(radius)
 
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
         n = torch.linalg.vector_norm(x)
-        r = self.radius.to(x.dtype)
+        r = self.radius
         if self.mode == "sphere":
             return r / n
         return torch.clamp(r / n, max=1.0)
@@ -76,7 +78,7 @@ class _FrobeniusConstraint(nn.Module):
         return w * self._scale(w)
 
     def extra_repr(self) -> str:
-        return f"radius={float(self.radius):g}, mode={self.mode!r}"
+        return f"radius={self.radius:g}, mode={self.mode!r}"
 
 
 def frobenius_norm(
@@ -184,7 +186,7 @@ class FrobeniusLinear(nn.Linear):
     @property
     def radius(self) -> float:
         """r, the Frobenius radius of the weight."""
-        return float(self.parametrizations.weight[0].radius)
+        return self.parametrizations.weight[0].radius
 
     @property
     def mode(self) -> str:
@@ -201,8 +203,8 @@ class FrobeniusLinear(nn.Linear):
         r = _check_radius(radius)
         constraint = self.parametrizations.weight[0]
         with torch.no_grad():
-            self.point.mul_(r / float(constraint.radius))
-            constraint.radius.fill_(r)
+            self.point.mul_(r / constraint.radius)
+        constraint.radius = r
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", radius={self.radius:g}, mode={self.mode!r}"

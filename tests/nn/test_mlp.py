@@ -125,3 +125,17 @@ def test_bound_is_product_formula():
     )
     assert net.lipschitz_bound() == pytest.approx(3.0 * 2.0 * 1.0 * 1.5**2)
     assert math.isfinite(net.lipschitz_bound())
+
+
+def test_dtype_casts_and_deepcopy_keep_the_bound():
+    import copy
+
+    net = NormalizedMLP([3, 16, 1], lipschitz=25.0, dtype=torch.float64)
+    bound = net.lipschitz_bound()
+    net.float()
+    assert net.lipschitz_bound() == bound
+    twin = copy.deepcopy(net)
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        assert torch.equal(twin(x), net(x))
+    assert twin.lipschitz_bound() == bound
