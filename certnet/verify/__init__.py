@@ -5,5 +5,6 @@ multipliers.
 """
 
 from certnet.verify.certificate import SCHEMA, Certificate, checker_for, register_checker
+from certnet.verify.lipschitz import METHODS, lipschitz
 
-__all__ = ["Certificate", "register_checker", "checker_for", "SCHEMA"]
+__all__ = ["Certificate", "register_checker", "checker_for", "SCHEMA", "lipschitz", "METHODS"]

@@ -1,0 +1,119 @@
+"""``lipschitz(net, method=...)``: a certified ℓ2 Lipschitz bound of a network.
+
+Methods (tightest first; all hold for every bias value, and in the user's units because the
+input/output scalings are folded into the weights):
+
+=================  ==============================================================  =========
+method             what proves the bound                                            cost
+=================  ==============================================================  =========
+``fast``           LipSDP-Neuron multipliers found by :mod:`certnet.verify.fast`    Σ n_k³ per
+                   (no SDP solver), re-proved by Schur complement + Cholesky        iteration
+``lipsdp-neuron``  LipSDP-Neuron in cvxpy (CVXOPT / SCS), re-proved likewise        O(N⁴)/iter
+``lipsdp-layer``   LipSDP-Layer (one multiplier per layer) in cvxpy                 cheaper
+``product``        ∏‖W_k‖₂ · ∏ Lip(σ_k) (exact SVDs); any activation, GroupSort     instant
+=================  ==============================================================  =========
+
+``auto`` uses "product" for GroupSort nets (no slope class) and "fast" otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from certnet.nn.extract import extract_layers
+from certnet.verify.certificate import Certificate
+from certnet.verify.fast import optimize_multipliers
+from certnet.verify.lipsdp import lipsdp
+from certnet.verify.lmi import lmi_certificate, slope_net
+from certnet.verify.product import product_certificate
+
+__all__ = ["lipschitz", "METHODS"]
+
+METHODS = ("auto", "fast", "lipsdp-neuron", "lipsdp-layer", "product")
+
+
+def _fast(stack, time_budget: float, max_iter: int) -> Certificate:
+    net = slope_net(stack, "fast")
+    nn_, s = net.normalized()
+    p2 = [1.0]
+    for sk in s:
+        p2.append(p2[-1] * sk * sk)
+    th, info = optimize_multipliers(nn_, time_budget=time_budget, max_iter=max_iter)
+    ts = [t * (p2[-1] / p2[k + 1]) for k, t in enumerate(th)]
+    solver = {"name": "certnet.fast (L-BFGS on the Schur value)", **info}
+    return lmi_certificate(stack, "fast", ts, solver=solver, margin=0.0)
+
+
+def lipschitz(
+    net,
+    method: str = "fast",
+    *,
+    solver: str | None = None,
+    time_budget: float = 60.0,
+    max_iter: int = 3000,
+    max_memory: float = 4e9,
+) -> Certificate:
+    """Certified upper bound on the ℓ2 → ℓ2 Lipschitz constant of ``net``.
+
+    ‖f(x) − f(y)‖₂ ≤ L ‖x − y‖₂ for all x, y and for every value of the biases; multi-output
+    nets use the ℓ2 operator norm. ``data["affine_gain"]`` holds (L, ‖f(0)‖₂), so that
+    ‖f(x)‖₂ ≤ L‖x‖₂ + ‖f(0)‖₂.
+
+    Parameters
+    ----------
+    net : NormalizedMLP, nn.Sequential or LayerStack
+    method : {"fast", "auto", "lipsdp-neuron", "lipsdp-layer", "product"}
+    solver : {"CVXOPT", "SCS"}, optional
+        For the lipsdp methods (default by size).
+    time_budget : float
+        Seconds for the "fast" optimiser; it stops with the best multipliers so far (still a
+        proved bound).
+    max_iter : int
+        Function evaluations allowed to the "fast" optimiser.
+    max_memory : float
+        Bytes; lipsdp problems estimated larger are refused (ProblemTooLargeError).
+
+    Returns
+    -------
+    Certificate
+        ``kind="lipschitz"``, ``norm="l2"``; ``check(net)`` re-proves it in float64.
+
+    Raises
+    ------
+    ValueError
+        Unknown method; an SDP method on a net with GroupSort.
+    TypeError
+        A network certnet cannot read (the message names the layer).
+    ProblemTooLargeError
+        A lipsdp problem above ``max_memory``.
+
+    Examples
+    --------
+    >>> import certnet as cn
+    >>> from certnet.verify import lipschitz
+    >>> cert = lipschitz(cn.nn.NormalizedMLP([2, 16, 1], seed=0))
+    >>> cert.check(cn.nn.NormalizedMLP([2, 16, 1], seed=0)) <= cert.value
+    True
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    stack = extract_layers(net)
+    t0 = time.perf_counter()
+    if method == "auto":
+        method = "fast" if all(a.elementwise for a in stack.activations) else "product"
+    if method == "product":
+        cert = product_certificate(stack)
+    elif method == "fast":
+        cert = _fast(stack, time_budget, max_iter)
+    else:
+        cert = lipsdp(stack, method.split("-")[1], solver=solver, max_memory=max_memory)
+    f0 = float(np.linalg.norm(stack.forward(np.zeros(stack.widths[0]))))
+    data = dict(cert.data)
+    data["affine_gain"] = {"lipschitz": cert.value, "f0_norm": f0}
+    data["wall_time"] = time.perf_counter() - t0
+    if cert.method != "product":
+        data["product"] = product_certificate(stack).value
+    return dataclasses.replace(cert, data=data)
