@@ -1,0 +1,38 @@
+"""Plants: one definition → batched differentiable torch dynamics, a python-control ``nlsys``
+and a gymnasium ``Env``; exact linearisation by autodiff.
+
+>>> import torch, certnet as cn
+>>> p = cn.plants.Pendulum()
+>>> x0 = torch.tensor([[0.1, 0.0]], dtype=torch.float64)
+>>> ro = p.rollout(lambda obs: torch.zeros(obs.shape[0], 1), x0, steps=10)
+>>> tuple(ro.states.shape), tuple(ro.actions.shape), tuple(ro.rewards.shape)
+((1, 11, 2), (1, 10, 1), (1, 10))
+"""
+
+from certnet.plants.base import INTEGRATORS, Plant, Rollout, Saturation, wrap_angle
+from certnet.plants.cartpole import CartPole
+from certnet.plants.env import ENV_IDS, PlantEnv, register_envs
+from certnet.plants.linearize import linearize
+from certnet.plants.lti import LTI, VehicleLateral
+from certnet.plants.mountain_car import MountainCar
+from certnet.plants.pendulum import InvertedPendulum, Pendulum
+
+__all__ = [
+    "INTEGRATORS",
+    "Plant",
+    "Rollout",
+    "Saturation",
+    "wrap_angle",
+    "Pendulum",
+    "InvertedPendulum",
+    "CartPole",
+    "MountainCar",
+    "LTI",
+    "VehicleLateral",
+    "linearize",
+    "PlantEnv",
+    "register_envs",
+    "ENV_IDS",
+]
+
+register_envs()
