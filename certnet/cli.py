@@ -1,14 +1,145 @@
-"""The ``certnet`` command line (typer). Nothing imports this module."""
+"""The ``certnet`` command line (typer + rich). Nothing imports this module.
+
+Commands: ``demo``, ``train``, ``verify``, ``simulate``, ``evaluate``, ``export``, ``info``,
+``version``. Every command that reports numbers takes ``--json`` and then prints one JSON object
+on stdout (nothing else), for scripts.
+
+Errors a user can fix (missing file, unknown name, bad config, a certificate that does not
+re-verify) print one line ``error: …`` on stderr and exit with code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
 import typer
+from rich.console import Console
+from rich.table import Table
 
 import certnet
+from certnet.errors import CertnetError
 
-app = typer.Typer(help="certnet: certified neural-network controllers.", no_args_is_help=True)
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="certnet: certified neural-network controllers (train, verify, simulate, deploy).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_out = Console(highlight=False)
+
+#: plant names accepted by ``simulate --plant`` → class name in certnet.plants
+PLANTS = {
+    "pendulum": "Pendulum",
+    "inverted-pendulum": "InvertedPendulum",
+    "cartpole": "CartPole",
+    "mountaincar": "MountainCar",
+    "vehicle": "VehicleLateral",
+}
 
 
+class Method(str, Enum):
+    """Lipschitz certificate methods of ``certnet verify``."""
+
+    auto = "auto"
+    fast = "fast"
+    lipsdp_neuron = "lipsdp-neuron"
+    lipsdp_layer = "lipsdp-layer"
+    product = "product"
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Turn the errors a user can fix into one line on stderr and exit code 2."""
+    try:
+        yield
+    except FileNotFoundError as e:
+        _fail(str(e) if e.filename is None else f"no such file: {e.filename}")
+    except (CertnetError, ValueError, TypeError, KeyError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        _fail(str(msg).splitlines()[0] if str(msg) else type(e).__name__)
+
+
+def _require(module: str):
+    """Import ``certnet.<module>``; a clear error if this installation lacks it."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"certnet.{module}")
+    except ModuleNotFoundError as e:
+        if e.name is not None and e.name.startswith("certnet"):
+            _fail(f"certnet.{module} is not available in this installation ({e})")
+        raise
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.is_file():
+        _fail(f"no such {what}: {path}")
+    return path
+
+
+def _load_model(path: Path):
+    _existing(path, "model file")
+    with _user_errors():
+        return certnet.load(path)
+
+
+def _number(x: Any) -> Any:
+    """JSON-friendly number (inf/nan as strings, numpy scalars as Python)."""
+    if hasattr(x, "item"):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return repr(x)
+    return x
+
+
+def _emit(as_json: bool, payload: dict[str, Any], table: Table | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps({k: _number(v) for k, v in payload.items()}, default=str))
+    elif table is not None:
+        _out.print(table)
+
+
+def _key(label: str) -> str:
+    """JSON key of a table label: "by-construction bound" → "by_construction_bound"."""
+    return re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
+
+
+def _kv_table(title: str, rows: dict[str, Any]) -> Table:
+    t = Table(title=title, show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in rows.items():
+        t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+    return t
+
+
+def _parse_floats(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        _fail(f"{what} must be comma-separated numbers, e.g. 3.0,0.0; got {text!r}")
+    if not vals or not all(math.isfinite(v) for v in vals):
+        _fail(f"{what} must be finite numbers, e.g. 3.0,0.0; got {text!r}")
+    return vals
+
+
+# ---------------------------------------------------------------------------------- commands
 @app.command()
 def version() -> None:
     """Print the certnet version."""
@@ -16,17 +147,403 @@ def version() -> None:
 
 
 @app.command()
-def bound(model: str) -> None:
-    """Print the by-construction Lipschitz bound of a saved NormalizedMLP."""
-    net = certnet.load(model)
-    if not hasattr(net, "lipschitz_bound"):
-        raise typer.BadParameter(f"{model} is not a NormalizedMLP; it has no by-construction bound")
-    typer.echo(f"{net.lipschitz_bound():.10g}")
+def info(
+    model: Annotated[Path, typer.Argument(help="A .safetensors file written by certnet.save.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Architecture and by-construction Lipschitz bound of a saved network."""
+    net = _load_model(model)
+    meta = certnet.read_metadata(model)
+    from certnet.nn import extract_layers
+
+    with _user_errors():
+        stack = extract_layers(net)
+    rows: dict[str, Any] = {
+        "kind": meta["certnet_kind"],
+        "widths": stack.widths,
+        "activations": sorted({a.name for a in stack.activations}) or ["(none)"],
+        "fingerprint": stack.fingerprint()[:16],
+        "certificate in header": "certificate" in meta,
+    }
+    if hasattr(net, "lipschitz_bound"):
+        rows["radii"] = [round(r, 6) for r in net.radii]
+        rows["by-construction bound"] = net.lipschitz_bound()
+    _emit(as_json, {_key(k): v for k, v in rows.items()}, _kv_table(str(model), rows))
+
+
+@app.command()
+def demo(
+    name: Annotated[str, typer.Argument(help="Demo name, e.g. pendulum.")] = "pendulum",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder [default: runs/NAME].")
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Reduced budget (a smoke run).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run an end-to-end demo: train, certify, simulate, write a report with plots."""
+    demos = _require("demos")
+    if name not in demos.NAMES:
+        _fail(f"unknown demo {name!r}; choose one of {', '.join(demos.NAMES)}")
+    out = out if out is not None else Path("runs") / name
+    with _user_errors():
+        demos.run(name, out, quick=quick, seed=seed)
+    payload: dict[str, Any] = {"demo": name, "out": str(out), "report": str(out / "report.md")}
+    payload["controller"] = str(out / "controller.safetensors")
+    cert_path = out / "certificate.json"
+    if cert_path.is_file():
+        cert = _require("verify").Certificate.load(cert_path)
+        payload.update(
+            certificate=str(cert_path),
+            kind=cert.kind,
+            method=cert.method,
+            certified=cert.certified,
+            value=cert.value,
+        )
+    rows = {k: v for k, v in payload.items() if k != "demo"}
+    _emit(as_json, payload, _kv_table(f"demo {name}", rows))
+    if not as_json:
+        _out.print(f"report: {out / 'report.md'}")
+
+
+TRAIN_KEYS = ("plant", "method", "expert", "plant_kwargs", "train")
+TRAIN_METHODS = ("optimize_policy", "imitate")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    _existing(path, "config file")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        _fail(f"{path} is not valid TOML: {e}")
+
+
+def _train_setup(path: Path, out: Path, resume: bool):
+    """Validate a run config: (plant, method, expert, trainer config); exit 2 naming bad keys."""
+    raw = _read_toml(path)
+    unknown = [k for k in raw if k not in TRAIN_KEYS]
+    if unknown:
+        _fail(
+            f"{path}: unknown key {unknown[0]!r}; valid top-level keys are {', '.join(TRAIN_KEYS)}"
+        )
+    if "plant" not in raw:
+        _fail(f"{path}: missing key 'plant'; one of {', '.join(PLANTS)}")
+    method = raw.get("method", "optimize_policy")
+    if method not in TRAIN_METHODS:
+        _fail(f"{path}: method = {method!r}; valid methods are {', '.join(TRAIN_METHODS)}")
+    if method == "imitate" and "expert" not in raw:
+        _fail(f"{path}: method = 'imitate' needs an expert, e.g. expert = 'lqr'")
+    if method == "optimize_policy" and "expert" in raw:
+        _fail(f"{path}: key 'expert' is only used by method = 'imitate'; remove it")
+    for table in ("plant_kwargs", "train"):
+        if not isinstance(raw.get(table, {}), dict):
+            _fail(f"{path}: {table!r} must be a table ([{table}])")
+    train = _require("train")
+    cls = train.ImitationConfig if method == "imitate" else train.PolicyConfig
+    data = dict(raw.get("train", {}))
+    data.setdefault("checkpoint", str(out / "checkpoint.pt"))
+    if resume:
+        data["resume"] = True
+    with _user_errors():
+        try:
+            cfg = train.config_from_dict(cls, data)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{path} [train]: {e}") from None
+    plant = _make_plant(raw["plant"], raw.get("plant_kwargs", {}))
+    expert = _make_expert(raw["expert"], plant) if method == "imitate" else None
+    return raw, method, cfg, plant, expert
+
+
+def _make_plant(name: str, kwargs: dict[str, Any]):
+    plants = _require("plants")
+    if name not in PLANTS:
+        _fail(f"unknown plant {name!r}; choose one of {', '.join(PLANTS)}")
+    with _user_errors():
+        return getattr(plants, PLANTS[name])(**kwargs)
+
+
+EXPERTS = ("lqr", "swing_up", "mpc")
+
+
+def _make_expert(name: str, plant):
+    experts = _require("experts")
+    if name not in EXPERTS or not hasattr(experts, name):
+        valid = [e for e in EXPERTS if hasattr(experts, e)]
+        _fail(f"unknown expert {name!r}; choose one of {', '.join(valid)}")
+    with _user_errors():
+        return getattr(experts, name)(plant)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="A TOML run config (see examples/pendulum.toml).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder [default: runs/CONFIG].")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train a controller from a TOML config; writes OUT/controller.safetensors."""
+    out = out if out is not None else Path("runs") / config.stem
+    raw, method, cfg, plant, expert = _train_setup(config, out, resume)
+    train_mod = _require("train")
+    if as_json:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, progress=False)
+    with _user_errors():
+        if method == "imitate":
+            result = train_mod.imitate(expert, plant, cfg)
+        else:
+            result = train_mod.optimize_policy(plant, cfg)
+    net, history = result.net, result.history
+    run = {"config": raw, "resolved": _jsonable_config(cfg), "history": history.to_dict()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(run, indent=1, default=str))
+    model = certnet.save(net, out / "controller.safetensors", metadata={"run": json.dumps(raw)})
+    payload: dict[str, Any] = {
+        "plant": raw["plant"],
+        "method": method,
+        "iterations": len(history.loss),
+        "first_loss": history.loss[0] if history.loss else float("nan"),
+        "final_loss": history.loss[-1] if history.loss else float("nan"),
+        "time_s": history.time_s[-1] if history.time_s else 0.0,
+        "controller": str(model),
+        "checkpoint": str(cfg.checkpoint),
+    }
+    if hasattr(net, "lipschitz_bound"):
+        payload["by_construction_bound"] = net.lipschitz_bound()
+    _emit(as_json, payload, _kv_table(f"trained {config}", payload))
+
+
+def _jsonable_config(cfg: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
+@app.command()
+def simulate(
+    model: Annotated[
+        Path, typer.Argument(help="A .safetensors controller (observation → action).")
+    ],
+    plant_name: Annotated[
+        str, typer.Option("--plant", help=f"One of {', '.join(PLANTS)}.")
+    ] = "pendulum",
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Closed-loop steps.")] = 200,
+    x0: Annotated[
+        str | None,
+        typer.Option(
+            "--x0", help="Initial state, comma-separated SI values [default: reset_high]."
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a trajectory PNG here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run the controller in closed loop with a plant from one initial state."""
+    import torch
+
+    net = _load_model(model)
+    plant = _make_plant(plant_name, {})
+    start = plant.reset_high if x0 is None else _parse_floats(x0, "--x0")
+    if len(start) != plant.n_states:
+        _fail(
+            f"--x0 needs {plant.n_states} values ({', '.join(plant.state_names)}), got {len(start)}"
+        )
+    dtype = next(net.parameters()).dtype
+
+    def policy(obs: torch.Tensor) -> torch.Tensor:
+        return net(obs.to(dtype)).to(obs.dtype)
+
+    with _user_errors(), torch.no_grad():
+        roll = plant.rollout(policy, torch.tensor([list(start)], dtype=torch.float64), steps)
+    states, actions = roll.states[0], roll.actions[0]
+    final = states[-1]
+    payload: dict[str, Any] = {
+        "plant": plant_name,
+        "steps": steps,
+        "x0": [float(v) for v in start],
+        "final_state": [float(v) for v in final],
+        "return": float(roll.rewards[0].sum()),
+        "max_abs_action": float(actions.abs().max()),
+        "settled": bool(plant.is_settled(final[None])[0]),
+    }
+    if plot is not None:
+        _plot_rollout(plant, states, actions, plot)
+        payload["plot"] = str(plot)
+    _emit(as_json, payload, _kv_table(f"{model} on {plant_name}", payload))
+
+
+def _plot_rollout(plant, states, actions, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [k * plant.dt for k in range(states.shape[0])]
+    fig, (ax_x, ax_u) = plt.subplots(2, 1, sharex=True, figsize=(7, 5))
+    for i, (name, unit) in enumerate(zip(plant.state_names, plant.state_units, strict=True)):
+        ax_x.plot(t, states[:, i].numpy(), label=f"{name} [{unit}]")
+    ax_x.legend(loc="best")
+    ax_x.set_ylabel("state")
+    for j, (name, unit) in enumerate(zip(plant.input_names, plant.input_units, strict=True)):
+        ax_u.step(t[:-1], actions[:, j].numpy(), where="post", label=f"{name} [{unit}]")
+    ax_u.legend(loc="best")
+    ax_u.set_ylabel("action")
+    ax_u.set_xlabel("time [s]")
+    fig.suptitle(f"closed loop: {type(plant).__name__}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@app.command()
+def verify(
+    model: Annotated[Path, typer.Argument(help="A .safetensors file written by certnet.save.")],
+    method: Annotated[Method, typer.Option("--method", help="Certificate method.")] = Method.auto,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the certificate as JSON here.")
+    ] = None,
+    lower_bound: Annotated[
+        bool,
+        typer.Option("--lower-bound", help="Also compute a sampled lower bound (how tight it is)."),
+    ] = False,
+    check: Annotated[
+        Path | None,
+        typer.Option("--check", help="Re-verify this certificate JSON against MODEL instead."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the lower-bound search.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Certify the Lipschitz constant of a network, or re-check a certificate (--check)."""
+    net = _load_model(model)
+    verify_mod = _require("verify")
+    if check is not None:
+        _existing(check, "certificate file")
+        with _user_errors():
+            cert = verify_mod.Certificate.load(check)
+            proved = cert.check(net)
+        payload = {
+            "certificate": str(check),
+            "kind": cert.kind,
+            "method": cert.method,
+            "value": cert.value,
+            "re_verified": proved,
+            "ok": True,
+        }
+        _emit(as_json, payload, _kv_table("certificate re-verified", payload))
+        return
+    with _user_errors():
+        cert = verify_mod.lipschitz(net, method=method.value)
+    payload = {
+        "kind": cert.kind,
+        "method": cert.method,
+        "certified": cert.certified,
+        "value": cert.value,
+    }
+    if not cert.certified:
+        payload["reason"] = cert.reason
+    if hasattr(net, "lipschitz_bound"):
+        payload["by_construction"] = net.lipschitz_bound()
+    if cert.solver.get("time") is not None:
+        payload["time_s"] = float(cert.solver["time"])
+    if lower_bound:
+        with _user_errors():
+            lb = verify_mod.lipschitz_lower_bound(net, seed=seed)
+        payload["lower_bound"] = float(getattr(lb, "value", lb))
+        if cert.certified and payload["lower_bound"] > 0:
+            payload["ratio"] = cert.value / payload["lower_bound"]
+    if out is not None:
+        with _user_errors():
+            cert.save(out)
+        payload["out"] = str(out)
+    _emit(as_json, payload, _kv_table(f"Lipschitz certificate of {model}", payload))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A .safetensors controller.")],
+    env: Annotated[
+        str, typer.Option("--env", help="A registered gymnasium env id.")
+    ] = "Pendulum-v1",
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Number of episodes.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first episode.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Mean/std return (and more) of a controller on a gymnasium environment."""
+    net = _load_model(model)
+    export = _require("export")
+    _require("plants")  # registers certnet's own environments
+    import difflib
+
+    import gymnasium
+
+    if env not in gymnasium.registry:
+        near = difflib.get_close_matches(env, list(gymnasium.registry), n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        _fail(f"unknown gymnasium env id {env!r}{hint}")
+    with _user_errors():
+        result = export.evaluate(export.to_policy(net), env, episodes=episodes, seed=seed)
+    payload = {"env": env, "episodes": episodes, "seed": seed, **_as_dict(result)}
+    _emit(as_json, payload, _kv_table(f"{model} on {env}", payload))
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    """Scalar fields of a result object (dataclass, dict or plain object)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(result):
+        items = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    elif isinstance(result, dict):
+        items = dict(result)
+    else:
+        items = dict(vars(result))
+    return {
+        k: v.item() if hasattr(v, "item") and getattr(v, "ndim", 0) == 0 else v
+        for k, v in items.items()
+        if isinstance(v, (int, float, bool, str)) or getattr(v, "ndim", None) == 0
+    }
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A .safetensors controller.")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="Destination .onnx file.")],
+    certificate: Annotated[
+        Path | None,
+        typer.Option("--certificate", help="Certificate JSON to embed in the ONNX metadata."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Export a controller to ONNX (scalings baked in, certificate in the metadata)."""
+    net = _load_model(model)
+    export_mod = _require("export")
+    cert = None
+    if certificate is not None:
+        _existing(certificate, "certificate file")
+        with _user_errors():
+            cert = _require("verify").Certificate.load(certificate)
+            cert.check(net)
+    with _user_errors():
+        path = export_mod.to_onnx(net, onnx, certificate=cert)
+    payload = {"onnx": str(path or onnx), "certificate": str(certificate) if cert else None}
+    _emit(as_json, payload, _kv_table("exported", payload))
 
 
 def main() -> None:
+    """Console entry point ``certnet``."""
     app()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
