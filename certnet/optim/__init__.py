@@ -1,0 +1,31 @@
+"""Learning-rate-free optimisers on products of Frobenius spheres, data normalisation, and fit.
+
+* :class:`MM` — majorisation–minimisation step size (no learning rate);
+* :class:`AutoNewton` — Newton step along the update curve from nested autodiff, safeguarded;
+* :class:`RiemannianSGD` — fixed-step baseline on the spheres;
+* :func:`normalize_data` — data scalings from the initialised network's ℓ2 gain;
+* :func:`fit` — init → normalise → optimise, with a history for plotting.
+
+All optimisers keep ‖W_k‖_F = r_k exactly, so the network's Lipschitz bound holds at every step.
+"""
+
+from certnet.optim.autonewton import AutoNewton, curve_derivatives
+from certnet.optim.curve import find_layers
+from certnet.optim.fit import History, fit
+from certnet.optim.mm import MM, majoriser, mm_step_size
+from certnet.optim.normalization import Normalization, normalize_data
+from certnet.optim.rsgd import RiemannianSGD
+
+__all__ = [
+    "MM",
+    "AutoNewton",
+    "RiemannianSGD",
+    "majoriser",
+    "mm_step_size",
+    "curve_derivatives",
+    "find_layers",
+    "Normalization",
+    "normalize_data",
+    "History",
+    "fit",
+]

@@ -1,0 +1,117 @@
+import pytest
+import torch
+from torch import nn
+
+from certnet.geometry import radii_residual
+from certnet.nn import FrobeniusLinear, NormalizedMLP
+from certnet.optim import MM, AutoNewton, RiemannianSGD, find_layers
+
+OPTIMISERS = [MM, AutoNewton, lambda net: RiemannianSGD(net, 0.05)]
+
+
+def test_rejects_free_parameters():
+    net = nn.Sequential(FrobeniusLinear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+    with pytest.raises(TypeError, match="is not on a Frobenius sphere"):
+        MM(net)
+
+
+def test_frozen_free_parameter_is_allowed():
+    net = nn.Sequential(FrobeniusLinear(2, 3), nn.Tanh(), nn.Linear(3, 1).requires_grad_(False))
+    assert len(find_layers(net)) == 1
+
+
+def test_rejects_non_module_and_plain_net():
+    with pytest.raises(TypeError, match="built from the network"):
+        MM([torch.zeros(2, requires_grad=True)])
+    with pytest.raises(TypeError, match="has no FrobeniusLinear"):
+        MM(nn.Sequential(nn.Tanh()))
+
+
+def test_rejects_ball_mode():
+    with pytest.raises(ValueError, match="mode='sphere'"):
+        AutoNewton(NormalizedMLP([2, 4, 1], mode="ball"))
+
+
+@pytest.mark.parametrize("make_opt", OPTIMISERS)
+def test_nan_closure_stops_with_step_and_keeps_weights(problem, make_opt):
+    X, Y, make, closure_for = problem
+    net = make()
+    opt = make_opt(net)
+    closure = closure_for(net)
+    for _ in range(3):
+        opt.step(closure)
+    good = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(FloatingPointError, match="returned nan .* at step 3.*last good weights"):
+        opt.step(lambda: closure() * float("nan"))
+    with pytest.raises(FloatingPointError, match="returned inf"):
+        opt.step(lambda: closure() + float("inf"))
+    assert all(torch.equal(a, b) for a, b in zip(good, net.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("make_opt", OPTIMISERS)
+def test_bad_closures(problem, make_opt):
+    X, Y, make, closure_for = problem
+    net = make()
+    opt = make_opt(net)
+    with pytest.raises(TypeError, match="scalar tensor"):
+        opt.step(lambda: net(X))
+    with pytest.raises(ValueError, match="does not depend on the network"):
+        opt.step(lambda: torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("make_opt", [MM, AutoNewton])
+def test_closure_required(problem, make_opt):
+    with pytest.raises(TypeError, match="needs a closure"):
+        make_opt(problem[2]()).step(None)
+
+
+def test_nan_gradient_is_refused(problem):
+    X, Y, make, _ = problem
+    net = make()
+    opt = MM(net)
+    # sqrt'(0) = inf: a finite loss with an infinite gradient
+    with pytest.raises(FloatingPointError, match="gradient is not finite"):
+        opt.step(lambda: (net(X) * 0).sum().sqrt())
+
+
+@pytest.mark.parametrize("make_opt", OPTIMISERS)
+def test_state_dict_resume_is_bit_identical(problem, make_opt):
+    X, Y, make, closure_for = problem
+    a = make()
+    opt_a = make_opt(a)
+    for _ in range(5):
+        opt_a.step(closure_for(a))
+    b = make(seed=1)
+    b.load_state_dict(a.state_dict())
+    opt_b = make_opt(b)
+    opt_b.load_state_dict(opt_a.state_dict())
+    for _ in range(5):
+        opt_a.step(closure_for(a))
+        opt_b.step(closure_for(b))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert opt_a.state_dict()["state"] == opt_b.state_dict()["state"]
+
+
+def _long_run(make_opt, steps):
+    torch.manual_seed(0)
+    net = NormalizedMLP([2, 8, 1], radii=[3.0, 0.5], seed=0)
+    X = torch.randn(16, 2)
+    Y = X[:, :1] * X[:, 1:]
+    opt = make_opt(net)
+    for _ in range(steps):
+        opt.step(lambda: ((net(X) - Y) ** 2).mean())
+    assert radii_residual([lin.point for lin in net.linears], net.radii) < 1e-6
+    for lin in net.linears:
+        assert abs(float(lin.weight.norm()) / lin.radius - 1) < 1e-6
+    assert net.lipschitz_bound() == pytest.approx(1.5, rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_opt", OPTIMISERS)
+def test_sphere_constraint_10k_steps_float32(make_opt):
+    _long_run(make_opt, 10_000)
+
+
+@pytest.mark.parametrize("make_opt", OPTIMISERS)
+def test_sphere_constraint_500_steps_float32(make_opt):
+    _long_run(make_opt, 500)
