@@ -122,7 +122,17 @@ class SphereOptimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, net: nn.Module, defaults: dict) -> None:
-        layers = find_layers(net)
+        layers = []
+        for k, lin in enumerate(find_layers(net)):
+            if lin.point.requires_grad:
+                layers.append(lin)
+            elif lin.bias is not None and lin.bias.requires_grad:
+                raise ValueError(
+                    f"layer {k} has a frozen weight but a trainable bias; freeze both "
+                    "(requires_grad_(False) on the layer) or neither"
+                )
+        if not layers:
+            raise ValueError("every layer is frozen; there is nothing to optimise")
         points = [lin.point for lin in layers]
         biases = [lin.bias for lin in layers if lin.bias is not None and lin.bias.requires_grad]
         super().__init__(points + biases, defaults)

@@ -115,3 +115,18 @@ def test_sphere_constraint_10k_steps_float32(make_opt):
 @pytest.mark.parametrize("make_opt", OPTIMISERS)
 def test_sphere_constraint_500_steps_float32(make_opt):
     _long_run(make_opt, 500)
+
+
+def test_frozen_layers_are_skipped(problem):
+    X, Y, make, closure_for = problem
+    net = make()
+    net.linears[0].requires_grad_(False)
+    frozen = net.linears[0].point.detach().clone()
+    MM(net).step(closure_for(net))
+    assert torch.equal(net.linears[0].point.detach(), frozen)
+    net.linears[0].bias.requires_grad_(True)
+    with pytest.raises(ValueError, match="frozen weight but a trainable bias"):
+        MM(net)
+    net.requires_grad_(False)
+    with pytest.raises(ValueError, match="every layer is frozen"):
+        MM(net)
