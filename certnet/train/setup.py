@@ -1,0 +1,213 @@
+"""What both trainers share: building the network, stepping the optimiser, the history, the
+progress bar and checkpoint/resume bookkeeping."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+
+from certnet.nn import FrobeniusLinear, NormalizedMLP
+from certnet.train.checkpoint import load_checkpoint, save_checkpoint
+from certnet.train.config import TrainConfig
+
+__all__ = ["History", "build_network", "Stepper", "Run"]
+
+
+@dataclass
+class History:
+    """Per-iteration record of a training run.
+
+    Attributes
+    ----------
+    loss : list of float
+        Training loss after each iteration (imitation: MSE in action units²; policy
+        optimisation: mean cost per step).
+    lipschitz : list of float
+        By-construction Lipschitz bound (NaN for an unconstrained network).
+    time_s : list of float
+        Wall time since the start of the run, in s (summed across resumes).
+    extra : dict of str to list of float
+        Trainer-specific series (e.g. ``"dataset_size"``, ``"horizon"``).
+    """
+
+    loss: list[float] = field(default_factory=list)
+    lipschitz: list[float] = field(default_factory=list)
+    time_s: list[float] = field(default_factory=list)
+    extra: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (JSON-serialisable, stored in checkpoints)."""
+        return {
+            "loss": list(self.loss),
+            "lipschitz": list(self.lipschitz),
+            "time_s": list(self.time_s),
+            "extra": {k: list(v) for k, v in self.extra.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        """Inverse of :meth:`to_dict`."""
+        return cls(list(d["loss"]), list(d["lipschitz"]), list(d["time_s"]), dict(d["extra"]))
+
+
+def build_network(cfg: TrainConfig, n_obs: int, n_act: int, *, output_scale=1.0) -> nn.Module:
+    """The default network of a config: ``NormalizedMLP`` with budget ``cfg.lipschitz``, or a
+    plain ``nn.Sequential`` of the same widths (``network="plain"``), in float32.
+
+    ``output_scale`` (action units) sets D_out of the ``NormalizedMLP``; the budget is kept.
+    """
+    widths = [n_obs, *cfg.hidden, n_act]
+    if cfg.network == "normalized":
+        return NormalizedMLP(
+            widths,
+            activation=cfg.activation,
+            lipschitz=cfg.lipschitz,
+            output_scale=output_scale,
+            seed=cfg.seed,
+        )
+    from certnet.nn import make_activation
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        layers: list[nn.Module] = []
+        for k, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Linear(a, b))
+            if k < len(widths) - 2:
+                layers.append(make_activation(cfg.activation))
+        return nn.Sequential(*layers)
+
+
+def _lipschitz_of(net: nn.Module) -> float:
+    return float(net.lipschitz_bound()) if isinstance(net, NormalizedMLP) else float("nan")
+
+
+class Stepper:
+    """One interface over the optimisers: ``step(loss_fn) -> loss before the step``.
+
+    MM follows the certnet closure contract (the closure returns the loss, the optimiser
+    differentiates it). Adam gets ``backward()`` here; afterwards every stored sphere point is
+    rescaled onto its sphere, which leaves the network function unchanged (W = r X/‖X‖_F) and
+    keeps the saved file valid.
+    """
+
+    def __init__(self, net: nn.Module, cfg: TrainConfig) -> None:
+        self.net = net
+        self.kind = cfg.optimizer
+        if cfg.optimizer == "mm":
+            if not isinstance(net, NormalizedMLP):
+                raise TypeError(
+                    "optimizer='mm' needs a NormalizedMLP (it moves Frobenius-sphere points); "
+                    "use optimizer='adam' for a plain network"
+                )
+            from certnet.optim import MM
+
+            self.opt: torch.optim.Optimizer = MM(net)
+        else:
+            self.opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+
+    def step(self, loss_fn: Callable[[], torch.Tensor]) -> float:
+        if self.kind == "mm":
+            return float(self.opt.step(loss_fn))
+        self.opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            for m in self.net.modules():
+                if isinstance(m, FrobeniusLinear) and m.mode == "sphere":
+                    p = m.point
+                    p.mul_(m.radius / torch.linalg.vector_norm(p))
+        return float(loss.detach())
+
+
+class Run:
+    """Bookkeeping of one training run: resume, progress, history, checkpoints, Ctrl-C."""
+
+    def __init__(self, kind: str, cfg: TrainConfig, net: nn.Module, stepper: Stepper) -> None:
+        self.kind, self.cfg, self.net, self.stepper = kind, cfg, net, stepper
+        self.history = History()
+        self.start = 0
+        self.data: dict[str, Any] = {}
+        self._t_offset = 0.0
+        if cfg.resume:
+            st = load_checkpoint(cfg.checkpoint, kind=kind)
+            arch = net.config() if isinstance(net, NormalizedMLP) else None
+            if st["arch"] != arch:
+                raise ValueError(
+                    f"checkpoint {cfg.checkpoint} holds a network {st['arch']} but this run "
+                    f"builds {arch}; resume with the config that wrote it"
+                )
+            net.load_state_dict(st["net"])
+            stepper.opt.load_state_dict(st["optimizer"])
+            self.history = History.from_dict(st["history"])
+            self.start = int(st["iteration"])
+            self.data = st["data"]
+            self._t_offset = self.history.time_s[-1] if self.history.time_s else 0.0
+
+    def generator(self, iteration: int) -> torch.Generator:
+        """The batch generator of ``iteration`` (same on a resumed run)."""
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + iteration)
+
+    def _state(self, iteration: int) -> dict[str, Any]:
+        return copy.deepcopy(
+            {
+                "trainer": self.kind,
+                "arch": self.net.config() if isinstance(self.net, NormalizedMLP) else None,
+                "net": self.net.state_dict(),
+                "optimizer": self.stepper.opt.state_dict(),
+                "history": self.history.to_dict(),
+                "iteration": iteration,
+                "data": dict(self.data),
+            }
+        )
+
+    def save(self, iteration: int) -> None:
+        if self.cfg.checkpoint is not None:
+            save_checkpoint(self.cfg.checkpoint, self._state(iteration))
+
+    def loop(self, total: int, body: Callable[[int], dict[str, float]], label: str) -> History:
+        """Run ``body(it)`` for it = start … total−1; ``body`` returns {"loss": …, extras}."""
+        t0 = time.perf_counter() - self._t_offset
+        columns = (
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        it, snapshot = self.start, None
+        with Progress(*columns, disable=not self.cfg.progress, transient=False) as bar:
+            task = bar.add_task(label, total=total, completed=self.start, info="")
+            try:
+                for it in range(self.start, total):
+                    # The state before this iteration, saved if Ctrl-C lands inside it (the
+                    # optimiser may already have moved some weights).
+                    snapshot = self._state(it) if self.cfg.checkpoint is not None else None
+                    rec = body(it)
+                    self.history.loss.append(float(rec.pop("loss")))
+                    self.history.lipschitz.append(_lipschitz_of(self.net))
+                    self.history.time_s.append(time.perf_counter() - t0)
+                    for k, v in rec.items():
+                        self.history.extra.setdefault(k, []).append(float(v))
+                    bar.update(task, advance=1, info=f"loss {self.history.loss[-1]:.4g}")
+                    if (it + 1) % self.cfg.checkpoint_every == 0:
+                        self.save(it + 1)
+                it = total
+            except KeyboardInterrupt:
+                if snapshot is not None:
+                    save_checkpoint(self.cfg.checkpoint, snapshot)
+                    bar.console.print(
+                        f"interrupted at iteration {it}; checkpoint saved to "
+                        f"{self.cfg.checkpoint} (resume = true continues from there)"
+                    )
+                raise
+        self.save(total)
+        return self.history
