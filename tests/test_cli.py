@@ -89,3 +89,202 @@ def test_not_a_model_file(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_text("hello")
     user_error(run("info", bad), r"is not a safetensors file")
+
+
+# ------------------------------------------------------------------------------ verify
+def test_verify_writes_a_certificate_that_rechecks(model, tmp_path):
+    needs("verify", "lipschitz")
+    cert_path = tmp_path / "cert.json"
+    out = run_json("verify", model, "--method", "product", "--out", cert_path)
+    assert out["certified"] is True and out["method"] == "product"
+    assert out["value"] <= out["by_construction"] * (1 + 1e-12)
+    back = run_json("verify", "--check", cert_path, model)
+    assert back["ok"] is True and back["re_verified"] <= back["value"]
+
+
+@pytest.mark.parametrize("method", ["auto", "fast", "lipsdp-neuron"])
+def test_verify_methods(model, method):
+    needs("verify", "lipschitz")
+    out = run_json("verify", model, "--method", method)
+    assert out["certified"] is True and 0 < out["value"] <= out["by_construction"] * (1 + 1e-9)
+
+
+def test_verify_lower_bound_is_below_the_certificate(model):
+    needs("verify", "lipschitz_lower_bound")
+    out = run_json("verify", model, "--lower-bound")
+    assert 0 < out["lower_bound"] <= out["value"]
+    assert out["ratio"] >= 1.0
+
+
+def test_verify_check_refuses_other_weights(model, tmp_path):
+    needs("verify", "lipschitz")
+    cert_path = tmp_path / "cert.json"
+    run_json("verify", model, "--out", cert_path)
+    other = cn.save(
+        cn.nn.NormalizedMLP([3, 8, 8, 1], lipschitz=4.0, seed=1), tmp_path / "other.safetensors"
+    )
+    user_error(run("verify", "--check", cert_path, other), r"made for weights with fingerprint")
+
+
+def test_verify_check_refuses_a_tampered_value(model, tmp_path):
+    needs("verify", "lipschitz")
+    cert_path = tmp_path / "cert.json"
+    run_json("verify", model, "--out", cert_path)
+    d = json.loads(cert_path.read_text())
+    d["value"] = d["value"] * 0.5
+    cert_path.write_text(json.dumps(d))
+    user_error(run("verify", "--check", cert_path, model), r"tampered|re-verification")
+
+
+def test_verify_check_missing_and_malformed_certificate(model, tmp_path):
+    needs("verify", "lipschitz")
+    user_error(run("verify", "--check", tmp_path / "none.json", model), "no such certificate file")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    user_error(run("verify", "--check", bad, model), "not valid JSON")
+
+
+def test_verify_unknown_method_is_a_usage_error(model):
+    r = run("verify", model, "--method", "bogus")
+    assert r.exit_code == 2 and "bogus" in r.output
+
+
+# ------------------------------------------------------------------------------ train
+TINY = """
+plant = "pendulum"
+method = "optimize_policy"
+
+[train]
+hidden = [8]
+lipschitz = 10.0
+iterations = {iterations}
+batch = 4
+horizon = 5
+x0_low = [-0.5, -0.5]
+x0_high = [0.5, 0.5]
+progress = false
+"""
+
+
+def _config(tmp_path, text: str, name: str = "run.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_train_tiny_config_reduces_cost_and_keeps_the_bound(tmp_path):
+    needs("train", "optimize_policy")
+    cfg = _config(tmp_path, TINY.format(iterations=4))
+    out = run_json("train", cfg, "--out", tmp_path / "run")
+    assert out["iterations"] == 4
+    assert out["final_loss"] < out["first_loss"]
+    assert out["by_construction_bound"] <= 10.0
+    net = cn.load(out["controller"])
+    assert net.lipschitz_bound() <= 10.0 and net.widths == [3, 8, 1]
+    run_record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_record["config"]["plant"] == "pendulum"
+    assert len(run_record["history"]["loss"]) == 4
+
+
+def test_train_resume_continues_identically(tmp_path):
+    needs("train", "optimize_policy")
+    straight = run_json("train", _config(tmp_path, TINY.format(iterations=4)), "--out",
+                        tmp_path / "a")
+    run_json("train", _config(tmp_path, TINY.format(iterations=2), "half.toml"), "--out",
+             tmp_path / "b")
+    resumed = run_json("train", _config(tmp_path, TINY.format(iterations=4), "full.toml"),
+                       "--out", tmp_path / "b", "--resume")
+    assert resumed["iterations"] == 4
+    assert resumed["final_loss"] == straight["final_loss"]
+    x = torch.randn(16, 3)
+    with torch.no_grad():
+        assert torch.equal(cn.load(straight["controller"])(x), cn.load(resumed["controller"])(x))
+
+
+def test_train_imitate_with_an_expert(tmp_path):
+    needs("experts", "lqr")
+    text = """
+plant = "pendulum"
+method = "imitate"
+expert = "lqr"
+[train]
+hidden = [8]
+iterations = 2
+episodes = 4
+steps = 5
+epochs = 3
+x0_low = [-0.5, -0.5]
+x0_high = [0.5, 0.5]
+progress = false
+"""
+    out = run_json("train", _config(tmp_path, text), "--out", tmp_path / "run")
+    assert out["method"] == "imitate" and out["iterations"] == 2
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ('plant = "pendulum"\nfoo = 1\n', r"unknown key 'foo'; valid top-level keys are plant"),
+        (
+            'plant = "pendulum"\n[train]\nlearning_rate = 0.1\n',
+            r"\[train\]: unknown PolicyConfig key 'learning_rate'; valid keys are: hidden",
+        ),
+        ('plant = "pendulum"\n[train\n', r"is not valid TOML"),
+        ('method = "imitate"\n', r"missing key 'plant'"),
+        ('plant = "pendulm"\n', r"unknown plant 'pendulm'; choose one of pendulum"),
+        ('plant = "pendulum"\nmethod = "ppo"\n', r"valid methods are optimize_policy, imitate"),
+        ('plant = "pendulum"\nmethod = "imitate"\n', r"needs an expert, e.g. expert = 'lqr'"),
+        ('plant = "pendulum"\nexpert = "lqr"\n', r"'expert' is only used by method = 'imitate'"),
+        ('plant = "pendulum"\ntrain = 3\n', r"'train' must be a table"),
+        ('plant = "pendulum"\n[train]\nlipschitz = -1.0\n', r"lipschitz must be > 0"),
+        ('plant = "pendulum"\n[plant_kwargs]\nmass = -1.0\n', r"mass must be a positive"),
+    ],
+)
+def test_train_bad_config(tmp_path, text, match):
+    needs("train", "config_from_dict")
+    user_error(run("train", _config(tmp_path, text), "--out", tmp_path / "run"), match)
+
+
+def test_train_unknown_expert(tmp_path):
+    needs("experts", "lqr")
+    text = 'plant = "pendulum"\nmethod = "imitate"\nexpert = "oracle"\n'
+    user_error(run("train", _config(tmp_path, text)), r"unknown expert 'oracle'; choose one of lqr")
+
+
+def test_train_missing_config_and_checkpoint(tmp_path):
+    needs("train", "optimize_policy")
+    user_error(run("train", tmp_path / "none.toml"), r"no such config file")
+    cfg = _config(tmp_path, TINY.format(iterations=2))
+    user_error(run("train", cfg, "--out", tmp_path / "fresh", "--resume"), r"no checkpoint at")
+
+
+# ------------------------------------------------------------------------------ simulate
+def test_simulate_pendulum_with_plot(model, tmp_path):
+    needs("plants", "Pendulum")
+    png = tmp_path / "loop.png"
+    out = run_json("simulate", model, "--plant", "pendulum", "--steps", 20, "--x0", "0.3,0.0",
+                   "--plot", png)
+    assert out["steps"] == 20 and out["x0"] == [0.3, 0.0] and len(out["final_state"]) == 2
+    assert png.is_file() and png.stat().st_size > 1000
+    r = run("simulate", model, "--steps", 5)
+    assert r.exit_code == 0 and "return" in r.stdout
+
+
+def test_simulate_matches_the_plant_rollout(model):
+    plants = needs("plants", "Pendulum")
+    out = run_json("simulate", model, "--steps", 10, "--x0=-0.2,0.1")
+    net = cn.load(model)
+    with torch.no_grad():
+        roll = plants.Pendulum().rollout(
+            lambda o: net(o.float()).double(), torch.tensor([[-0.2, 0.1]], dtype=torch.float64), 10
+        )
+    assert out["final_state"] == pytest.approx(roll.states[0, -1].tolist())
+    assert out["return"] == pytest.approx(float(roll.rewards.sum()))
+
+
+def test_simulate_bad_input(model):
+    needs("plants", "Pendulum")
+    user_error(run("simulate", model, "--x0", "1,2,3"), r"--x0 needs 2 values \(theta, theta_dot\)")
+    user_error(run("simulate", model, "--x0", "a,b"), r"--x0 must be comma-separated numbers")
+    user_error(run("simulate", model, "--x0", "nan,0"), r"--x0 must be finite")
+    user_error(run("simulate", model, "--plant", "rocket"), r"unknown plant 'rocket'")
