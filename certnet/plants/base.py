@@ -95,6 +95,9 @@ class Plant:
         Registered gymnasium id of the plant's environment.
     max_episode_steps : int
         Truncation horizon of the environment.
+    goal_reached_terminates : bool
+        Whether termination means success (goal reached, MountainCar) rather than failure
+        (cart-pole fallen).
 
     Instance attributes
     -------------------
@@ -123,6 +126,7 @@ class Plant:
     angle_states: tuple[int, ...] = ()
     env_id: str = ""
     max_episode_steps: int = 200
+    goal_reached_terminates: bool = False
 
     def __init__(
         self,

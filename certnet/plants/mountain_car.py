@@ -60,6 +60,7 @@ class MountainCar(Plant):
     integrator = "discrete"
     env_id = "certnet/MountainCarContinuous-v0"
     max_episode_steps = 999
+    goal_reached_terminates = True
 
     min_position, max_position, max_speed = -1.2, 0.6, 0.07
     goal_position, power = 0.45, 0.0015
