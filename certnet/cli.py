@@ -187,23 +187,23 @@ def demo(
         _fail(f"unknown demo {name!r}; choose one of {', '.join(demos.NAMES)}")
     out = out if out is not None else Path("runs") / name
     with _user_errors():
-        demos.run(name, out, quick=quick, seed=seed)
-    payload: dict[str, Any] = {"demo": name, "out": str(out), "report": str(out / "report.md")}
-    payload["controller"] = str(out / "controller.safetensors")
-    cert_path = out / "certificate.json"
-    if cert_path.is_file():
-        cert = _require("verify").Certificate.load(cert_path)
-        payload.update(
-            certificate=str(cert_path),
-            kind=cert.kind,
-            method=cert.method,
-            certified=cert.certified,
-            value=cert.value,
-        )
-    rows = {k: v for k, v in payload.items() if k != "demo"}
-    _emit(as_json, payload, _kv_table(f"demo {name}", rows))
+        result = demos.run(name, out, quick=quick, seed=seed)
+    cert = result.certificate
+    payload: dict[str, Any] = {
+        "demo": name,
+        "report": str(result.report_path),
+        "controller": str(out / "controller.safetensors"),
+        "certificate": str(out / "certificate.json"),
+        "lipschitz_certified": cert.certified,
+        "lipschitz_value": cert.value,
+        "lipschitz_method": cert.method,
+    }
+    payload.update(
+        {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str, bool))}
+    )
+    _emit(as_json, payload, _kv_table(f"demo {name}", payload))
     if not as_json:
-        _out.print(f"report: {out / 'report.md'}")
+        _out.print(f"report: {result.report_path}")
 
 
 TRAIN_KEYS = ("plant", "method", "expert", "plant_kwargs", "train")
@@ -493,26 +493,32 @@ def evaluate(
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         _fail(f"unknown gymnasium env id {env!r}{hint}")
     with _user_errors():
-        result = export.evaluate(export.to_policy(net), env, episodes=episodes, seed=seed)
-    payload = {"env": env, "episodes": episodes, "seed": seed, **_as_dict(result)}
+        probe = gymnasium.make(env)
+        policy = export.to_policy(net, env=probe)  # clip to the env's action space
+        probe.close()
+        ev = export.evaluate(policy, env, episodes=episodes, seed=seed)
+    payload = {
+        "env": env,
+        "episodes": episodes,
+        "seed": seed,
+        "mean_return": ev.mean_return,
+        "std_return": ev.std_return,
+        "min_return": float(ev.returns.min()),
+        "max_return": float(ev.returns.max()),
+        "success_rate": ev.success_rate,
+        "mean_settling_time_s": _nanmean(ev.settling_time),
+        "mean_effort": float(ev.effort.mean()),
+        "mean_length": float(ev.lengths.mean()),
+    }
     _emit(as_json, payload, _kv_table(f"{model} on {env}", payload))
 
 
-def _as_dict(result: Any) -> dict[str, Any]:
-    """Scalar fields of a result object (dataclass, dict or plain object)."""
-    import dataclasses
+def _nanmean(values) -> float:
+    """Mean of the finite entries (NaN when there are none)."""
+    import numpy as np
 
-    if dataclasses.is_dataclass(result):
-        items = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    elif isinstance(result, dict):
-        items = dict(result)
-    else:
-        items = dict(vars(result))
-    return {
-        k: v.item() if hasattr(v, "item") and getattr(v, "ndim", 0) == 0 else v
-        for k, v in items.items()
-        if isinstance(v, (int, float, bool, str)) or getattr(v, "ndim", None) == 0
-    }
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 @app.command()
@@ -522,6 +528,10 @@ def export(
     certificate: Annotated[
         Path | None,
         typer.Option("--certificate", help="Certificate JSON to embed in the ONNX metadata."),
+    ] = None,
+    plant_name: Annotated[
+        str | None,
+        typer.Option("--plant", help="Bake this plant's actuator limits into the graph (clip)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -534,9 +544,18 @@ def export(
         with _user_errors():
             cert = _require("verify").Certificate.load(certificate)
             cert.check(net)
+    limits: dict[str, Any] = {}
+    if plant_name is not None:
+        plant = _make_plant(plant_name, {})
+        limits = {"low": plant.u_min, "high": plant.u_max}
+    onnx.parent.mkdir(parents=True, exist_ok=True)
     with _user_errors():
-        path = export_mod.to_onnx(net, onnx, certificate=cert)
-    payload = {"onnx": str(path or onnx), "certificate": str(certificate) if cert else None}
+        path = export_mod.to_onnx(net, onnx, certificate=cert, **limits)
+    payload = {
+        "onnx": str(path),
+        "certificate": str(certificate) if cert is not None else None,
+        "action_limits": [limits["low"].tolist(), limits["high"].tolist()] if limits else None,
+    }
     _emit(as_json, payload, _kv_table("exported", payload))
 
 

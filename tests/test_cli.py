@@ -3,6 +3,7 @@
 import importlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -288,3 +289,105 @@ def test_simulate_bad_input(model):
     user_error(run("simulate", model, "--x0", "a,b"), r"--x0 must be comma-separated numbers")
     user_error(run("simulate", model, "--x0", "nan,0"), r"--x0 must be finite")
     user_error(run("simulate", model, "--plant", "rocket"), r"unknown plant 'rocket'")
+
+
+# ------------------------------------------------------------------------------ evaluate
+def test_evaluate_on_pendulum(model):
+    needs("export", "evaluate")
+    out = run_json("evaluate", model, "--env", "Pendulum-v1", "--episodes", 2, "--seed", 3)
+    assert out["episodes"] == 2 and out["seed"] == 3
+    assert out["min_return"] <= out["mean_return"] <= out["max_return"] < 0
+    assert out["mean_length"] == 200
+    r = run("evaluate", model, "--episodes", 1)
+    assert r.exit_code == 0 and "mean_return" in r.stdout
+
+
+def test_evaluate_matches_export_evaluate(model):
+    export = needs("export", "evaluate")
+    import gymnasium
+
+    out = run_json("evaluate", model, "--episodes", 2)
+    env = gymnasium.make("Pendulum-v1")
+    ev = export.evaluate(export.to_policy(cn.load(model), env=env), "Pendulum-v1", 2, 0)
+    assert out["mean_return"] == pytest.approx(ev.mean_return)
+
+
+def test_evaluate_bad_input(model):
+    needs("export", "evaluate")
+    user_error(
+        run("evaluate", model, "--env", "Pendulum-v9"),
+        r"unknown gymnasium env id 'Pendulum-v9'; did you mean Pendulum-v1",
+    )
+    user_error(
+        run("evaluate", model, "--env", "certnet/ContinuousCartPole-v0", "--episodes", 1),
+        r"observation must have shape \(3,\)",
+    )
+    r = run("evaluate", model, "--episodes", 0)
+    assert r.exit_code == 2 and "episodes" in r.output
+
+
+# ------------------------------------------------------------------------------ export
+def test_export_onnx_with_certificate(model, tmp_path):
+    export = needs("export", "to_onnx")
+    cert_path = tmp_path / "cert.json"
+    run_json("verify", model, "--method", "product", "--out", cert_path)
+    onnx_path = tmp_path / "deep" / "ctrl.onnx"
+    out = run_json("export", model, "--onnx", onnx_path, "--certificate", cert_path,
+                   "--plant", "pendulum")
+    assert out["action_limits"] == [[-2.0], [2.0]]
+    meta = export.read_onnx_metadata(onnx_path)
+    stored = cn.verify.Certificate.from_json(meta["certnet.certificate"])
+    assert stored.value == cn.verify.Certificate.load(cert_path).value
+    assert stored.check(cn.load(model)) <= stored.value
+
+
+def test_export_refuses_a_certificate_of_other_weights(model, tmp_path):
+    needs("export", "to_onnx")
+    other = cn.save(cn.nn.NormalizedMLP([3, 8, 1], seed=5), tmp_path / "o.safetensors")
+    cert_path = tmp_path / "cert.json"
+    run_json("verify", other, "--out", cert_path)
+    r = run("export", model, "--onnx", tmp_path / "c.onnx", "--certificate", cert_path)
+    user_error(r, r"made for weights with fingerprint")
+    assert not (tmp_path / "c.onnx").exists()
+    user_error(run("export", model, "--onnx", tmp_path / "c.onnx", "--certificate",
+                   tmp_path / "none.json"), r"no such certificate file")
+
+
+# ------------------------------------------------------------------------------ demo
+def test_demo_unknown_name_lists_the_valid_ones():
+    demos = needs("demos", "run")
+    line = user_error(run("demo", "rocket"), r"unknown demo 'rocket'; choose one of")
+    assert all(n in line for n in demos.NAMES)
+
+
+def test_demo_reports_where_the_report_is(tmp_path, monkeypatch):
+    """The command's wiring (defaults, summary, JSON) with the demo body replaced by a tiny
+    stand-in; the real demo runs in the slow test below and in tests/demos."""
+    demos = needs("demos", "run")
+    calls = {}
+
+    def tiny_run(name, out, quick=False, seed=0):
+        calls.update(name=name, out=out, quick=quick, seed=seed)
+        net = cn.nn.NormalizedMLP([3, 4, 1], lipschitz=2.0, seed=seed)
+        cert = cn.verify.lipschitz(net, method="product")
+        return demos.DemoResult(name, out, out / "report.md", {"mean_return": -123.0},
+                                cert, net, None)
+
+    monkeypatch.setattr(demos, "run", tiny_run)
+    monkeypatch.chdir(tmp_path)
+    out = run_json("demo", "pendulum", "--quick", "--seed", 7)
+    assert calls == {"name": "pendulum", "out": Path("runs/pendulum"), "quick": True,
+                     "seed": 7}
+    assert out["report"] == "runs/pendulum/report.md" and out["mean_return"] == -123.0
+    assert out["lipschitz_certified"] is True and out["lipschitz_value"] <= 2.0
+    r = run("demo")
+    assert r.exit_code == 0 and "report: runs/pendulum/report.md" in r.stdout
+
+
+@pytest.mark.slow
+def test_demo_pendulum_quick_end_to_end(tmp_path):
+    needs("demos", "run")
+    out = run_json("demo", "pendulum", "--quick", "--out", tmp_path / "demo")
+    for f in ("controller.safetensors", "certificate.json", "report.md"):
+        assert (tmp_path / "demo" / f).is_file()
+    assert out["lipschitz_certified"] is True
