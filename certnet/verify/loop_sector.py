@@ -1,0 +1,506 @@
+"""Quadratic-constraint (sector) certificates of a plant in feedback with a network.
+
+The loop, in deviations δx = x − x* from a closed-loop equilibrium x*, is
+
+    δx⁺ = A δx + B δs + E ψ(C_ψ δx) + B_d d,      δs = sat(u* + δu) − sat(u*),
+    δu  = W_L δw_{L−1},  δw_k = σ(v_k* + δv_k) − σ(v_k*),  δv_k = W_k δw_{k−1},  δw_0 = δx,
+
+with folded weights (scalings included). Every scalar nonlinearity (each hidden neuron, each
+saturated input, each plant nonlinearity ψ) is covered by a **sector**: its output p and input q
+satisfy (p − α q)(β q − p) ≥ 0. Local sectors come from interval propagation of the box
+|δv_1| ≤ Δv around the equilibrium pre-activations (Yin, Seiler & Arcak, IEEE TAC 2022); the
+ellipsoid {δxᵀPδx ≤ 1} is kept inside that box (and inside |C_ψ δx| ≤ r̄) by the containment
+LMIs [[Δv_i², w_iᵀ], [w_i, P]] ⪰ 0, so the sectors hold wherever the ellipsoid does.
+
+Sector of a neuron over δ ∈ [lo, hi] (an interval containing 0): the secant
+s(δ) = (σ(c + δ) − σ(c)) / δ. For an S-shaped σ (tanh, sigmoid, saturation; σ' unimodal) s is
+quasi-concave, so its minimum is at an endpoint and its supremum is at most sup σ'; for a
+convex σ (relu, softplus, leaky_relu with slope ≤ 1, elu with α ≤ 1) s is nondecreasing.
+Endpoint secants are evaluated in float64 and rounded outward by their round-off bound.
+
+Stability (kind "stability"): the S-procedure LMI
+
+    X₊ᵀ P X₊ − ρ² E_xᵀ P E_x + Σ_j λ_j S_j ⪯ 0,     λ ≥ 0,
+
+over z = [δx, δw, δs, ψ] gives V(δx⁺) ≤ ρ² V(δx) inside the ellipsoid; with ρ < 1 the ellipsoid
+is invariant and every trajectory from it converges to x*: it is an inner estimate of the region
+of attraction (ROA). The certified value is ρ, the contraction factor of ‖δx‖_P per step.
+
+ℓ2 gain (kind "l2-gain"): with z = [δx, δw, δs, ψ, d] and y = C_y δx,
+
+    X₊ᵀ P X₊ − E_xᵀ P E_x + Σ_j λ_j S_j − c E_dᵀE_d + h E_yᵀE_y ⪯ 0
+
+proves Σ|y|² ≤ γ² Σ|d|² with γ = √(c/h) from x₀ = x* (divide the dissipation inequality
+V⁺ − V ≤ γ²|d|² − |y|² by γ²/c). Locally (energy e given, c = 1/e) the
+containment LMIs keep {δxᵀPδx ≤ 1} inside the sector region and the claim holds for every d
+with Σ|d|² ≤ e; globally (c = 1, global sectors, no containment) it holds for every d.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from certnet.errors import CertificateError
+from certnet.nn.activations import ActivationSpec
+
+__all__ = [
+    "LoopModel",
+    "PSI_FUNCTIONS",
+    "sector_bounds",
+    "solve_stability",
+    "verify_stability",
+    "solve_l2",
+    "verify_l2",
+]
+
+# Relative tolerances in one place.
+_TINY = 1e-6  # half-width below which an interval is widened before taking secants
+_CONTAIN = 1e-9  # relative slack required in the containment test of a check
+_SOLVE_MARGIN = 1e-6  # the SDP asks for this much more than the check needs
+_MAX_Z = 600  # size check: the LMI is (n + neurons + m + p + q)² — refuse beyond this
+
+_S_SHAPED = {"tanh", "sigmoid"}
+
+
+def _psi_sin(s: np.ndarray) -> np.ndarray:
+    return s - np.sin(s)
+
+
+def _psi_sin_sector(rbar: float | None) -> tuple[float, float]:
+    # (s − sin s)/s = 1 − sinc(s) ≥ 0 everywhere; ≤ 1 − sin r̄ / r̄ on |s| ≤ r̄ ≤ π (sinc
+    # decreases on [0, π]); globally ≤ 1 + 0.21723362821122166 (sinc's minimum at 4.4934).
+    if rbar is None or rbar > math.pi:
+        return 0.0, 1.2172336282112217 + 1e-12
+    return 0.0, 1.0 - math.sin(rbar) / rbar + 1e-12
+
+
+#: Plant nonlinearities with known sectors: name → (ψ, sector(r̄) on |s| ≤ r̄, None = global).
+PSI_FUNCTIONS = {"s - sin(s)": (_psi_sin, _psi_sin_sector)}
+
+
+@dataclass(frozen=True)
+class LoopModel:
+    """A plant in the form the sector analysis reads (deviation coordinates).
+
+    Attributes
+    ----------
+    A, B : ndarray
+        (n, n) and (n, m): δx⁺ = A δx + B δs + E ψ(C_ψ δx).
+    E, C_psi : ndarray
+        (n, p) and (p, n); p = 0 when the model is exactly linear.
+    psi : str
+        Name in :data:`PSI_FUNCTIONS` ("" when p = 0).
+    x_eq : ndarray
+        The closed-loop equilibrium x* (n,).
+    u_lo, u_hi : ndarray or None
+        Actuator limits (m,), or None for no saturation.
+    linearised : bool
+        True when (A, B) is a linearisation and the nonlinear remainder is *not* accounted for;
+        certificates then carry "linearization" in their method name.
+    """
+
+    A: np.ndarray
+    B: np.ndarray
+    E: np.ndarray
+    C_psi: np.ndarray
+    psi: str
+    x_eq: np.ndarray
+    u_lo: np.ndarray | None
+    u_hi: np.ndarray | None
+    linearised: bool
+
+    def to_data(self) -> dict:
+        return {
+            "A": self.A,
+            "B": self.B,
+            "E": self.E,
+            "C_psi": self.C_psi,
+            "psi": self.psi,
+            "x_eq": self.x_eq,
+            "u_lo": self.u_lo,
+            "u_hi": self.u_hi,
+            "linearised": self.linearised,
+        }
+
+    @classmethod
+    def from_data(cls, d: dict) -> LoopModel:
+        def arr(k, n=None):
+            return None if d[k] is None else np.asarray(d[k], dtype=np.float64).reshape(n or -1)
+
+        n = len(d["x_eq"])
+        A = np.asarray(d["A"], dtype=np.float64).reshape(n, n)
+        B = np.asarray(d["B"], dtype=np.float64).reshape(n, -1)
+        E = np.asarray(d["E"], dtype=np.float64).reshape(n, -1)
+        C = np.asarray(d["C_psi"], dtype=np.float64).reshape(E.shape[1], n)
+        return cls(A, B, E, C, d["psi"], arr("x_eq"), arr("u_lo"), arr("u_hi"), d["linearised"])
+
+
+# ------------------------------------------------------------------ network arrays
+def _net_data(weights, biases, acts) -> dict:
+    return {
+        "weights": [np.asarray(w) for w in weights],
+        "biases": [np.asarray(b) for b in biases],
+        "activations": [[a.name, dict(a.kwargs)] for a in acts],
+    }
+
+
+def _act_kind(spec: ActivationSpec) -> str:
+    name = spec.name
+    if name == "identity":
+        return "linear"
+    if name in _S_SHAPED:
+        return "s"
+    if name in ("relu", "softplus"):
+        return "convex"
+    if name == "leaky_relu":
+        return "convex" if float(spec.kwargs.get("negative_slope", 0.01)) <= 1 else "concave"
+    if name == "elu" and float(spec.kwargs.get("alpha", 1.0)) <= 1:
+        return "convex"
+    raise TypeError(
+        f"the sector method has no local sector rule for activation {name!r} "
+        f"{spec.kwargs or ''}; it supports identity, tanh, sigmoid, relu, softplus, "
+        "leaky_relu and elu(alpha<=1). Use method='small-gain' for this network"
+    )
+
+
+def _phi(spec: ActivationSpec, v: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return spec.module().double()(torch.from_numpy(np.ascontiguousarray(v))).numpy()
+
+
+def _secant_sector(f, c, lo, hi, kind, beta_global):
+    """Sector [α, β] of δ ↦ f(c + δ) − f(c) over δ ∈ [lo, hi] ∋ 0, rounded outward."""
+    lo = np.minimum(lo, -_TINY)
+    hi = np.maximum(hi, _TINY)
+    fc = f(c)
+    s_lo = (f(c + lo) - fc) / lo
+    s_hi = (f(c + hi) - fc) / hi
+    # round-off of a secant: a few ulps of |f| over |δ| (f values are O(1) or O(|c|+|δ|))
+    scale = 1.0 + np.abs(fc) + np.abs(c) + np.maximum(-lo, hi)
+    pad_lo = 8e-16 * scale / (-lo) + 1e-12
+    pad_hi = 8e-16 * scale / hi + 1e-12
+    if kind == "convex":
+        return s_lo - pad_lo, s_hi + pad_hi
+    if kind == "concave":
+        return s_hi - pad_hi, s_lo + pad_lo
+    alpha = np.minimum(s_lo - pad_lo, s_hi - pad_hi)
+    return np.maximum(alpha, 0.0), np.full_like(alpha, beta_global)
+
+
+def _clip(u_lo, u_hi):
+    return lambda v: np.clip(v, u_lo, u_hi)
+
+
+def equilibrium(model: LoopModel, net: dict) -> dict:
+    """Pre-activations at x* and the control there; raises if x* is no equilibrium."""
+    ws, bs = net["weights"], net["biases"]
+    h = model.x_eq
+    vs = []
+    for k, (w, b) in enumerate(zip(ws, bs, strict=True)):
+        v = w @ h + b
+        if k < len(ws) - 1:
+            vs.append(v)
+            h = _phi(_spec(net, k), v)
+        else:
+            u = v
+    s = u if model.u_lo is None else np.clip(u, model.u_lo, model.u_hi)
+    return {"v": vs, "u": u, "s": s}
+
+
+def _spec(net: dict, k: int) -> ActivationSpec:
+    from certnet.nn.activations import activation_spec
+
+    name, kw = net["activations"][k]
+    return activation_spec(name, **kw)
+
+
+def sector_bounds(
+    model: LoopModel, net: dict, dv: float | None, rbar: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sectors [α, β] of every channel (hidden neurons, saturated inputs, ψ), in that order.
+
+    ``dv`` is the half-width of the first-layer box |δv_1| ≤ Δv (None: global slope classes);
+    ``rbar`` bounds |C_ψ δx| (None: global ψ sector).
+    """
+    ws = net["weights"]
+    eq = equilibrium(model, net)
+    alphas: list[np.ndarray] = []
+    betas: list[np.ndarray] = []
+    n1 = ws[0].shape[0]
+    lo, hi = -np.full(n1, dv if dv is not None else np.inf), np.full(n1, dv or np.inf)
+    for k in range(len(ws) - 1):
+        spec = _spec(net, k)
+        kind = _act_kind(spec)
+        c = eq["v"][k]
+        if kind == "linear":
+            a = b = np.ones_like(c)
+            wlo, whi = lo, hi
+        elif dv is None:
+            a, b = np.full_like(c, spec.alpha), np.full_like(c, spec.beta)
+            wlo, whi = lo, hi  # unused: global sectors need no propagation
+        else:
+            f = lambda v, s=spec: _phi(s, v)  # noqa: E731
+            a, b = _secant_sector(f, c, lo, hi, kind, spec.beta)
+            # monotone σ: the output deviation interval is the image of the endpoints
+            wlo, whi = f(c + lo) - f(c), f(c + hi) - f(c)
+        alphas.append(a)
+        betas.append(b)
+        w = ws[k + 1]
+        mid, rad = (wlo + whi) / 2, (whi - wlo) / 2
+        if dv is not None:
+            lo, hi = w @ mid - np.abs(w) @ rad, w @ mid + np.abs(w) @ rad
+            rnd = 4e-16 * (np.abs(w) @ (np.abs(mid) + rad)) * w.shape[1]
+            lo, hi = lo - rnd, hi + rnd
+    if model.u_lo is not None:
+        m = len(model.u_lo)
+        if dv is None:
+            alphas.append(np.zeros(m))
+            betas.append(np.ones(m))
+        else:
+            a, _ = _secant_sector(_clip(model.u_lo, model.u_hi), eq["u"], lo, hi, "s", 1.0)
+            alphas.append(np.minimum(a, 1.0))
+            betas.append(np.ones(m))
+    p = model.E.shape[1]
+    if p:
+        a, b = PSI_FUNCTIONS[model.psi][1](rbar)
+        alphas.append(np.full(p, a))
+        betas.append(np.full(p, b))
+    return np.concatenate(alphas), np.concatenate(betas)
+
+
+# ------------------------------------------------------------------ the LMI pieces
+def _structure(model: LoopModel, net: dict, Bd: np.ndarray | None, Cy: np.ndarray | None):
+    """Routing matrices over z = [δx, δw (hidden), δs (if saturated), ψ, d]."""
+    ws = net["weights"]
+    n, m = model.B.shape
+    hidden = [w.shape[0] for w in ws[:-1]]
+    N = sum(hidden)
+    ms = m if model.u_lo is not None else 0
+    p = model.E.shape[1]
+    q = 0 if Bd is None else Bd.shape[1]
+    nz = n + N + ms + p + q
+    if nz > _MAX_Z:
+        raise ValueError(
+            f"the closed-loop LMI would be {nz}×{nz} (state {n}, {N} neurons); certnet caps it "
+            f"at {_MAX_Z} to stay within memory; use method='small-gain' for large networks"
+        )
+    nc = N + ms + p
+    Q = np.zeros((nc, nz))
+    Pout = np.zeros((nc, nz))
+    Xp = np.zeros((n, nz))
+    Xp[:, :n] = model.A
+    row, col_prev, width_prev, col = 0, 0, n, n
+    for k, h in enumerate(hidden):
+        Q[row : row + h, col_prev : col_prev + width_prev] = ws[k]
+        Pout[row : row + h, col : col + h] = np.eye(h)
+        col_prev, width_prev = col, h
+        row += h
+        col += h
+    wl = ws[-1]
+    if ms:
+        Q[row : row + m, col_prev : col_prev + width_prev] = wl
+        Pout[row : row + m, col : col + m] = np.eye(m)
+        Xp[:, col : col + m] = model.B
+        row += m
+        col += m
+    else:
+        Xp[:, col_prev : col_prev + width_prev] += model.B @ wl
+    if p:
+        Q[row : row + p, :n] = model.C_psi
+        Pout[row : row + p, col : col + p] = np.eye(p)
+        Xp[:, col : col + p] = model.E
+        col += p
+    Ex = np.zeros((n, nz))
+    Ex[:, :n] = np.eye(n)
+    Ed = np.zeros((q, nz))
+    if q:
+        Xp[:, col : col + q] = Bd
+        Ed[:, col : col + q] = np.eye(q)
+    Ey = None if Cy is None else np.hstack([Cy, np.zeros((Cy.shape[0], nz - n))])
+    return Q, Pout, Xp, Ex, Ed, Ey
+
+
+def _transform(Q, Pout, a, b):
+    """Loop transformation z = T z̃: each channel output p_j = c_j q_j + h_j ν_j.
+
+    With c = (α+β)/2 and h = (β−α)/2 the sector QC becomes h²(q² − ν²) ≥ 0, i.e.
+    |ν_j| ≤ |q_j|: the same constraint, but nearly linear channels (h ≈ 0) no longer need huge
+    multipliers, which keeps the SDP well conditioned. Channels are ordered so that q_j reads
+    only δx and earlier channels, so T is built row by row.
+    """
+    nz = Q.shape[1]
+    T = np.eye(nz)
+    c, h = (a + b) / 2, (b - a) / 2
+    outs = Pout.argmax(axis=1)
+    for j, o in enumerate(outs):
+        row = c[j] * (Q[j] @ T)
+        row[o] += h[j]
+        row[o] -= 1.0  # T starts as the identity: replace row o
+        T[o] += row
+    return T, Q @ T
+
+
+def _qc_numpy(QT, Pout, lam):
+    return QT.T @ (lam[:, None] * QT) - Pout.T @ (lam[:, None] * Pout)
+
+
+def _containment_rows(model: LoopModel, net: dict, dv, rbar):
+    rows = [net["weights"][0]]
+    bounds = [np.full(net["weights"][0].shape[0], dv)]
+    if model.E.shape[1]:
+        rows.append(model.C_psi)
+        bounds.append(np.full(model.C_psi.shape[0], rbar))
+    return np.vstack(rows), np.concatenate(bounds)
+
+
+def _solve(model, net, dv, rbar, solver, Bd=None, Cy=None, energy=None):
+    import cvxpy as cp
+
+    local = dv is not None
+    a, b = sector_bounds(model, net, dv, rbar)
+    Q, Pout, Xp, Ex, Ed, Ey = _structure(model, net, Bd, Cy)
+    n, nz = Ex.shape
+    nc = Q.shape[0]
+    P = cp.Variable((n, n), symmetric=True)
+    lam = cp.Variable(nc, nonneg=True)
+    T, QT = _transform(Q, Pout, a, b)
+    XT = Xp @ T
+    S = QT.T @ cp.diag(lam) @ QT - Pout.T @ cp.diag(lam) @ Pout
+    F = XT.T @ P @ XT - Ex.T @ P @ Ex + S
+    eps = _SOLVE_MARGIN
+    cons = [lam >= 0]
+    if Bd is None:
+        cons.append(P >> eps * np.eye(n))
+        h = None
+        objective = cp.Minimize(cp.trace(P))
+    else:
+        h = cp.Variable(nonneg=True)
+        cdist = 1.0 if energy is None else 1.0 / energy
+        F = F - cdist * Ed.T @ Ed + h * (Ey.T @ Ey)
+        cons.append(P >> eps * np.eye(n))
+        objective = cp.Maximize(h)
+    cons.append((F + F.T) / 2 << -eps * np.eye(nz))
+    if local:
+        rows, bnd = _containment_rows(model, net, dv, rbar)
+        for r, bi in zip(rows, bnd, strict=True):
+            M = cp.bmat([[np.array([[bi**2 * (1 - 1e-6)]]), r[None, :]], [r[:, None], P]])
+            cons.append((M + M.T) / 2 >> 0)
+    prob = cp.Problem(objective, cons)
+    t0 = time.perf_counter()
+    try:
+        prob.solve(solver=solver)
+    except cp.error.SolverError as e:
+        return {"status": f"solver error: {e}", "time": time.perf_counter() - t0}
+    out = {"status": prob.status, "time": time.perf_counter() - t0}
+    if prob.status != cp.OPTIMAL or P.value is None:
+        return out
+    out["P"] = (P.value + P.value.T) / 2
+    out["lam"] = np.maximum(lam.value, 0.0)
+    if h is not None:
+        out["h"] = float(h.value)
+    return out
+
+
+def _check_P(P: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(P)) or not np.allclose(P, P.T, rtol=0, atol=1e-12 * np.abs(P).max()):
+        raise CertificateError("the stored P is not a finite symmetric matrix")
+    P = (P + P.T) / 2
+    try:
+        return np.linalg.cholesky(P)
+    except np.linalg.LinAlgError:
+        raise CertificateError("the stored P is not positive definite") from None
+
+
+def _check_containment(L, rows, bounds, level=1.0):
+    # w P⁻¹ wᵀ = |L⁻¹ w|², the squared half-width of {δxᵀPδx ≤ level} along w, over level
+    z = np.linalg.solve(L, rows.T)
+    width2 = (z * z).sum(axis=0) * level
+    worst = float(np.max(width2 / bounds**2))
+    if not worst <= 1 - _CONTAIN:
+        raise CertificateError(
+            f"containment fails: the ellipsoid reaches {math.sqrt(worst):.6g}× the box where "
+            "the local sectors hold; the certificate was tampered with or is wrong"
+        )
+
+
+def _check_multipliers(lam: np.ndarray, nc: int) -> None:
+    if lam.shape != (nc,) or not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise CertificateError(f"the multipliers must be {nc} finite numbers >= 0")
+
+
+def verify_stability(model: LoopModel, net: dict, dv, rbar, P, lam) -> tuple[float, float]:
+    """Re-prove a stability certificate in float64; return (ρ, ROA volume).
+
+    Raises CertificateError when P is not positive definite, the ellipsoid leaves the sector
+    region, the S-procedure matrix is not negative definite on the neuron block, or ρ ≥ 1.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    lam = np.asarray(lam, dtype=np.float64)
+    L = _check_P(P)
+    rows, bnd = _containment_rows(model, net, dv, rbar)
+    _check_containment(L, rows, bnd)
+    a, b = sector_bounds(model, net, dv, rbar)
+    Q, Pout, Xp, Ex, _, _ = _structure(model, net, None, None)
+    _check_multipliers(lam, Q.shape[0])
+    n = P.shape[0]
+    T, QT = _transform(Q, Pout, a, b)
+    XT = Xp @ T
+    F0 = XT.T @ P @ XT + _qc_numpy(QT, Pout, lam)
+    Fxx, Fxr, Frr = F0[:n, :n], F0[:n, n:], F0[n:, n:]
+    ev = np.linalg.eigvalsh(Frr)
+    if not ev.max() < 0:
+        raise CertificateError(
+            "the S-procedure matrix is not negative definite on the nonlinearity block; "
+            "the multipliers do not prove a decrease"
+        )
+    S = Fxx - Fxr @ np.linalg.solve(Frr, Fxr.T)
+    Li = np.linalg.inv(L)
+    rho2 = float(np.linalg.eigvalsh(Li @ ((S + S.T) / 2) @ Li.T).max())
+    rho2 = max(rho2, 0.0) * (1 + 1e-12) + 1e-14
+    if not rho2 < 1:
+        raise CertificateError(
+            f"V(x⁺) ≤ ρ² V(x) holds only with ρ² = {rho2:.9g} ≥ 1: no decrease is proved"
+        )
+    vol = math.pi ** (n / 2) / math.gamma(n / 2 + 1) / math.sqrt(np.prod(np.diag(L)) ** 2)
+    return math.sqrt(rho2), vol
+
+
+def solve_stability(model, net, dv, rbar, solver):
+    """One SDP at fixed (Δv, r̄): min trace P subject to decrease and containment."""
+    return _solve(model, net, dv, rbar, solver)
+
+
+def solve_l2(model, net, dv, rbar, solver, Bd, Cy, energy):
+    """One SDP at fixed (Δv, r̄): max h = 1/γ² subject to dissipation (and containment)."""
+    return _solve(model, net, dv, rbar, solver, Bd=Bd, Cy=Cy, energy=energy)
+
+
+def verify_l2(model, net, dv, rbar, P, lam, h, Bd, Cy, energy) -> float:
+    """Re-prove an ℓ2-gain certificate in float64; return γ = √(c/h)."""
+    P = np.asarray(P, dtype=np.float64)
+    lam = np.asarray(lam, dtype=np.float64)
+    L = _check_P(P)
+    if dv is not None:
+        rows, bnd = _containment_rows(model, net, dv, rbar)
+        _check_containment(L, rows, bnd)
+    if not (math.isfinite(h) and h > 0):
+        raise CertificateError(f"the gain multiplier h = 1/γ² must be > 0, got {h!r}")
+    a, b = sector_bounds(model, net, dv, rbar)
+    Q, Pout, Xp, Ex, Ed, Ey = _structure(model, net, Bd, Cy)
+    _check_multipliers(lam, Q.shape[0])
+    cdist = 1.0 if energy is None else 1.0 / energy
+    T, QT = _transform(Q, Pout, a, b)
+    XT = Xp @ T
+    F = XT.T @ P @ XT - Ex.T @ P @ Ex + _qc_numpy(QT, Pout, lam) - cdist * Ed.T @ Ed + h * Ey.T @ Ey
+    top = float(np.linalg.eigvalsh((F + F.T) / 2).max())
+    if not top < -1e-13 * max(1.0, np.abs(F).max()):
+        raise CertificateError(
+            f"the dissipation inequality fails (largest eigenvalue {top:.3g} ≥ 0); the "
+            "certificate was tampered with or is wrong"
+        )
+    return math.sqrt(cdist / h) * (1 + 1e-12)
