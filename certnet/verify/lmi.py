@@ -96,6 +96,10 @@ class SlopeNet:
 def slope_net(stack, method: str) -> SlopeNet:
     """The :class:`SlopeNet` of a LayerStack; refuses activations with no slope class.
 
+    Layers joined by a linear activation (α = β, e.g. identity) are multiplied out: the map is
+    the same, and LipSDP then bounds the product exactly instead of through multipliers that
+    would have to grow without bound.
+
     Raises
     ------
     ValueError
@@ -107,12 +111,17 @@ def slope_net(stack, method: str) -> SlopeNet:
                 f"method {method!r} needs elementwise activations with a slope class, but "
                 f"hidden layer {k + 1} is {a.name!r} (not elementwise); use method='product'"
             )
-    return SlopeNet(
-        tuple(np.asarray(w, dtype=np.float64) for w in stack.folded_weights()),
-        tuple(float(a.alpha) for a in stack.activations),
-        tuple(float(a.beta) for a in stack.activations),
-        tuple(a.name for a in stack.activations),
-    )
+    ws = [np.asarray(w, dtype=np.float64) for w in stack.folded_weights()]
+    out_w, al, be, names = [ws[0]], [], [], []
+    for k, a in enumerate(stack.activations):
+        if a.alpha == a.beta:  # a linear map (identity): merge the layers, exactly Lip-preserving
+            out_w[-1] = a.alpha * (ws[k + 1] @ out_w[-1])
+            continue
+        out_w.append(ws[k + 1])
+        al.append(float(a.alpha))
+        be.append(float(a.beta))
+        names.append(a.name)
+    return SlopeNet(tuple(out_w), tuple(al), tuple(be), tuple(names))
 
 
 def _offsets(net: SlopeNet) -> list[int]:
