@@ -2,6 +2,14 @@
 
 from certnet.experts.lqr import LinearPolicy, lqr
 from certnet.experts.mpc import LinearMPC, mpc
-from certnet.experts.swingup import EnergySwingUp, swing_up
+from certnet.experts.swingup import CartPoleSwingUp, EnergySwingUp, swing_up
 
-__all__ = ["LinearPolicy", "lqr", "EnergySwingUp", "swing_up", "LinearMPC", "mpc"]
+__all__ = [
+    "LinearPolicy",
+    "lqr",
+    "EnergySwingUp",
+    "CartPoleSwingUp",
+    "swing_up",
+    "LinearMPC",
+    "mpc",
+]

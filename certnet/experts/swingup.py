@@ -9,10 +9,11 @@ import torch
 
 from certnet.experts.lqr import LinearPolicy, lqr
 from certnet.plants.base import wrap_angle
+from certnet.plants.cartpole import CartPole
 from certnet.plants.pendulum import InvertedPendulum, Pendulum
 from certnet.plants.policy import apply_policy
 
-__all__ = ["EnergySwingUp", "swing_up"]
+__all__ = ["EnergySwingUp", "CartPoleSwingUp", "swing_up"]
 
 
 class EnergySwingUp:
@@ -59,6 +60,46 @@ class EnergySwingUp:
         return apply_policy(self._act, obs, self.plant.n_obs)
 
 
+class CartPoleSwingUp:
+    """Cart-pole swing-up: energy pumping through the cart's acceleration, then a dLQR catch.
+
+    Pole energy Ẽ = ½ (4/3) m_p l² θ̇² + m_p g l (cos θ − 1) (0 upright at rest, l the half
+    length, gymnasium's model). Outside the catch region {eᵀ S e ≤ catch} the cart is asked
+    for the acceleration a = k Ẽ θ̇ cos θ − k_x x − k_v ẋ (pumps Ẽ towards 0 and keeps the cart
+    near the centre), applied as F = sat((m_c + m_p) a).
+
+    Attributes
+    ----------
+    lqr : LinearPolicy
+    gain, k_x, k_v, catch : float
+    """
+
+    def __init__(self, plant: CartPole, lqr_policy: LinearPolicy, gain: float, k_x: float,
+                 k_v: float, catch: float) -> None:
+        self.plant, self.lqr = plant, lqr_policy
+        self.gain, self.k_x, self.k_v, self.catch = gain, k_x, k_v, catch
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """Ẽ in J, shape (B,)."""
+        p = self.plant
+        return (0.5 * (4 / 3) * p.masspole * p.length**2 * x[:, 3] ** 2
+                + p.masspole * p.gravity * p.length * (torch.cos(x[:, 2]) - 1))
+
+    def _act(self, obs: torch.Tensor) -> torch.Tensor:
+        p = self.plant
+        x = p.state_from_obs(obs)
+        acc = (self.gain * self.energy(x) * x[:, 3] * torch.cos(x[:, 2])
+               - self.k_x * x[:, 0] - self.k_v * x[:, 1])
+        force = torch.clamp((p.masscart + p.masspole) * acc, -p.force_mag, p.force_mag)[:, None]
+        err = self.lqr.state_error(x)
+        S = torch.as_tensor(self.lqr.S, dtype=x.dtype)
+        inside = ((err @ S) * err).sum(1, keepdim=True) <= self.catch
+        return torch.where(inside, self.lqr._act(obs), force)
+
+    def __call__(self, obs: Any) -> Any:
+        return apply_policy(self._act, obs, self.plant.n_obs)
+
+
 def _gravity_coefficient(plant: Pendulum | InvertedPendulum) -> float:
     """a in θ̈ = a sin θ + …, s⁻²."""
     if isinstance(plant, Pendulum):
@@ -74,16 +115,24 @@ def _input_coefficient(plant: Pendulum | InvertedPendulum) -> float:
 
 
 def swing_up(
-    plant: Pendulum | InvertedPendulum, *, gain: float = 1.0, catch: float | None = None
-) -> EnergySwingUp:
-    """Energy-shaping swing-up expert with a dLQR catch for :class:`Pendulum` or
-    :class:`InvertedPendulum` (torque-limited).
+    plant: Pendulum | InvertedPendulum | CartPole,
+    *,
+    gain: float | None = None,
+    catch: float | None = None,
+) -> EnergySwingUp | CartPoleSwingUp:
+    """Energy-shaping swing-up expert with a dLQR catch for :class:`Pendulum`,
+    :class:`InvertedPendulum` (torque-limited) or :class:`CartPole`.
+
+    For the cart-pole, build the plant without termination
+    (``CartPole(x_threshold=inf, theta_threshold=inf)``): from the hanging position the cart
+    travels up to about 2.5 m (measured over 30 random starts near hanging, all caught).
 
     Parameters
     ----------
-    plant : Pendulum or InvertedPendulum
-    gain : float
-        Energy-pumping gain k (> 0).
+    plant : Pendulum, InvertedPendulum or CartPole
+    gain : float, optional
+        Energy-pumping gain k (> 0); default 1 (pendulums), 20 (cart-pole). Cart-pole: the
+        centring gains are k_x = 2 s⁻², k_v = 3 s⁻¹ and the default catch level 80.
     catch : float, optional
         Cost-to-go level of the catch region. Default S₁₁ θ_h², with θ_h = arcsin(u_max b / a)
         the largest angle at which the torque limit can hold the pendulum against gravity
@@ -91,14 +140,14 @@ def swing_up(
 
     Returns
     -------
-    EnergySwingUp
+    EnergySwingUp or CartPoleSwingUp
 
     Raises
     ------
     TypeError
         Another plant.
     ValueError
-        gain ≤ 0, or an InvertedPendulum without a finite torque limit (nothing to swing up).
+        gain ≤ 0, or a pendulum without a finite torque limit (nothing to swing up).
 
     Examples
     --------
@@ -107,10 +156,18 @@ def swing_up(
     >>> cn.export.evaluate(pi, "Pendulum-v1", episodes=5, seed=0).mean_return > -300
     True
     """
-    if not isinstance(plant, (Pendulum, InvertedPendulum)):
+    if not isinstance(plant, (Pendulum, InvertedPendulum, CartPole)):
         raise TypeError(
-            f"swing_up supports Pendulum and InvertedPendulum, got {type(plant).__name__}"
+            f"swing_up supports Pendulum, InvertedPendulum and CartPole, got "
+            f"{type(plant).__name__}"
         )
+    if isinstance(plant, CartPole):
+        gain = 20.0 if gain is None else gain
+        if not gain > 0:
+            raise ValueError(f"gain must be > 0, got {gain!r}")
+        return CartPoleSwingUp(plant, lqr(plant), float(gain), 2.0, 3.0,
+                               80.0 if catch is None else float(catch))
+    gain = 1.0 if gain is None else gain
     if not gain > 0:
         raise ValueError(f"gain must be > 0, got {gain!r}")
     if not float(plant.u_max[0]) < float("inf"):

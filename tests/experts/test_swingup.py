@@ -33,9 +33,25 @@ def test_energy_is_zero_upright_and_pumping_raises_it():
 
 
 def test_errors():
-    with pytest.raises(TypeError, match="swing_up supports Pendulum and InvertedPendulum"):
-        cn.experts.swing_up(cn.plants.CartPole())
+    with pytest.raises(TypeError, match="swing_up supports Pendulum, InvertedPendulum and Cart"):
+        cn.experts.swing_up(cn.plants.MountainCar())
+    with pytest.raises(ValueError, match="gain must be > 0"):
+        cn.experts.swing_up(cn.plants.CartPole(), gain=-1)
     with pytest.raises(ValueError, match="gain must be > 0"):
         cn.experts.swing_up(cn.plants.Pendulum(), gain=0)
     with pytest.raises(ValueError, match="the plant has no torque limit"):
         cn.experts.swing_up(cn.plants.InvertedPendulum())
+
+
+def test_cartpole_swing_up_from_hanging():
+    inf = float("inf")
+    plant = cn.plants.CartPole(x_threshold=inf, theta_threshold=inf)
+    pi = cn.experts.swing_up(plant)
+    g = torch.Generator().manual_seed(0)
+    x0 = (torch.rand(8, 4, generator=g, dtype=torch.float64) - 0.5) * torch.tensor(
+        [1.0, 0.4, 0.6, 0.6], dtype=torch.float64)
+    x0[:, 2] += np.pi
+    ro = plant.rollout(pi, x0, 1000)
+    assert plant.is_settled(ro.states[:, -1]).all()
+    assert ro.states[:, :, 0].abs().max() < 3.0
+    assert float(pi.energy(torch.zeros(1, 4, dtype=torch.float64))[0]) == 0.0
