@@ -244,7 +244,15 @@ class SphereOptimizer(torch.optim.Optimizer):
         angles = []
         for lin, d, b in zip(self._layers, dw, db, strict=True):
             r = lin.radius
-            lin.point.copy_(projx(expmap(lin.point, eta * d, r), r))
+            new = expmap(lin.point, eta * d, r)
+            if not bool(torch.isfinite(new).all()):
+                self._restore(saved)
+                raise FloatingPointError(
+                    f"the step at step {self.steps_done} overflowed (step size {eta:g}, "
+                    f"direction norm {float(norm(d)):g}); the weights were restored (the last "
+                    "good weights are kept). Lower the learning rate"
+                )
+            lin.point.copy_(projx(new, r))
             angles.append(abs(eta) * float(norm(d)) / r)
             if b is not None:
                 lin.bias.add_(b, alpha=eta)

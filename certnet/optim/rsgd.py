@@ -79,7 +79,9 @@ class RiemannianSGD(SphereOptimizer):
                 None if (b := self._bias(lin)) is None or b.grad is None else b.grad
                 for lin in self._layers
             ]
-            if not all(bool(torch.isfinite(g).all()) for g in gw):
+            if not all(
+                bool(torch.isfinite(g).all()) for g in gw + [b for b in gb if b is not None]
+            ):
                 raise FloatingPointError(
                     f"the gradient is not finite at step {self.steps_done}; the weights were "
                     "not changed (the last good weights are kept)"

@@ -48,3 +48,14 @@ def test_backward_style_nan_gradient(problem):
     (closure_for(net)() * float("nan")).backward()
     with pytest.raises(FloatingPointError, match="gradient is not finite"):
         opt.step()
+
+
+def test_overflowing_step_is_refused_and_weights_restored(problem):
+    X, Y, make, closure_for = problem
+    net = make()
+    opt = RiemannianSGD(net, 1e308)
+    good = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(FloatingPointError, match="overflowed .* Lower the learning rate"):
+        opt.step(closure_for(net))
+    for a, b in zip(good, net.parameters(), strict=True):  # equal up to the renormalisation
+        torch.testing.assert_close(a, b, rtol=1e-15, atol=1e-15)
