@@ -402,7 +402,14 @@ class Plant:
         Parameters
         ----------
         **kwargs
-            Passed to ``gymnasium.make`` (e.g. ``max_episode_steps``, ``render_mode``).
+            Passed to ``gymnasium.make`` (e.g. ``max_episode_steps``).
+
+        Returns
+        -------
+        gymnasium.Env
+            ``gymnasium.make(plant.env_id, plant=self, **kwargs)``: a
+            :class:`~certnet.plants.PlantEnv` of this very instance inside gymnasium's
+            ``TimeLimit`` / ``OrderEnforcing`` / ``PassiveEnvChecker`` wrappers.
         """
         import gymnasium
 
