@@ -8,7 +8,9 @@ from certnet.verify import Certificate
 
 
 def test_unknown_demo_names_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown demo 'pendlum'; choose one of: pendulum"):
+    with pytest.raises(
+        ValueError, match=r"unknown demo 'pendlum'; choose one of: pendulum, mountaincar"
+    ):
         demos.run("pendlum", tmp_path)
 
 
