@@ -458,9 +458,12 @@ def verify(
     if cert.solver.get("time") is not None:
         payload["time_s"] = float(cert.solver["time"])
     if lower_bound:
+        lower = _require("verify.lower")
         with _user_errors():
-            lb = verify_mod.lipschitz_lower_bound(net, seed=seed)
-        payload["lower_bound"] = float(getattr(lb, "value", lb))
+            lb = lower.lipschitz_lower_bound(net, seed=seed)
+        payload["lower_bound"] = float(lb["realized"])
+        if lb.get("class") is not None:
+            payload["class_lower_bound"] = float(lb["class"])
         if cert.certified and payload["lower_bound"] > 0:
             payload["ratio"] = cert.value / payload["lower_bound"]
     if out is not None:

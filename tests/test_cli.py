@@ -111,9 +111,10 @@ def test_verify_methods(model, method):
 
 
 def test_verify_lower_bound_is_below_the_certificate(model):
-    needs("verify", "lipschitz_lower_bound")
+    needs("verify.lower", "lipschitz_lower_bound")
     out = run_json("verify", model, "--lower-bound")
     assert 0 < out["lower_bound"] <= out["value"]
+    assert out["class_lower_bound"] <= out["value"]
     assert out["ratio"] >= 1.0
 
 

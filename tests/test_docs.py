@@ -2,7 +2,6 @@
 
 import os
 import re
-import runpy
 import shutil
 import subprocess
 import sys
@@ -29,11 +28,11 @@ PAGES = [
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
-def _blocks():
+def _pages():
     for page in PAGES:
-        text = (DOCS / page).read_text()
-        for k, m in enumerate(FENCE.finditer(text)):
-            yield pytest.param(page, m.group(1), id=f"{page}#{k}")
+        blocks = FENCE.findall((DOCS / page).read_text())
+        if blocks:
+            yield pytest.param(page, blocks, id=page)
 
 
 def test_mkdocs_build_strict(tmp_path):
@@ -55,15 +54,17 @@ def test_every_nav_page_exists():
     assert [p for p in nav if not (DOCS / p).is_file()] == []
 
 
-@pytest.mark.parametrize("page,code", list(_blocks()))
-def test_code_example_runs(page, code, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # examples may write files
-    script = tmp_path / "example.py"
-    script.write_text(code)
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    except (ModuleNotFoundError, AttributeError) as e:
-        # Skips only while another developer's module has not landed yet.
-        if "certnet" in str(e):
-            pytest.skip(f"not landed yet: {e}")
-        raise
+@pytest.mark.parametrize("page,blocks", list(_pages()))
+def test_code_examples_run(page, blocks, tmp_path, monkeypatch):
+    """The ```python blocks of a page run in order in one namespace, as a reader would paste
+    them into one session (the tutorial builds on earlier steps)."""
+    monkeypatch.chdir(tmp_path)  # examples write files
+    namespace: dict = {"__name__": "__main__"}
+    for k, code in enumerate(blocks):
+        try:
+            exec(compile(code, f"{page}#block{k}", "exec"), namespace)
+        except (ModuleNotFoundError, AttributeError) as e:
+            # Skips only while another developer's module has not landed yet.
+            if "certnet" in str(e):
+                pytest.skip(f"not landed yet: {e}")
+            raise
