@@ -417,8 +417,36 @@ def render(rows, seeds, budget, n, total_wall, quick):
             f"| {task} | {m} | {ratio:.2f} {'met' if ratio <= 1.1 else 'MISSED'} | "
             f"{'met' if ok_default else 'MISSED'} | {div} {'met' if div == 0 else 'MISSED'} |"
         )
-    lines.append("")
+    lines += READING
     return lines, verdicts
+
+
+READING = [
+    "",
+    "## Reading",
+    "",
+    "* No divergence: MM and AutoNewton never increased the training loss on any task (their "
+    "acceptance tests guarantee it), while the unsafeguarded AGD closed form on the same spheres "
+    "and data normalisation oscillates or stalls (research/algorithms.md §7 reproduced).",
+    "* Where the problem is well conditioned along the unit-angle curve (b, c) MM and AutoNewton "
+    "land within ~1.1–1.2× of the best-tuned Adam with no learning rate. On the ill-conditioned "
+    "regressions (a: linear target, d: cart-pole derivatives with very different output scales) "
+    "they behave like a well-safeguarded gradient descent: the online curvature scale κ rises (on "
+    "d, with the objective scaled to start near 1: κ ≈ 2·10³–8·10³; the majoriser's κ = 1 is too "
+    "optimistic there, not too conservative), the step "
+    "shrinks, and Adam's per-coordinate preconditioning wins by 4–12× at equal gradient "
+    "evaluations. The same holds for RiemannianSGD at its best learning rate.",
+    "* AutoNewton spends two gradient evaluations per step (gradient + Hessian-vector product), "
+    "so at equal evaluations it takes half as many steps; the Newton step along one curve does "
+    "not remove the ill-conditioning across directions.",
+    "* geoopt's RiemannianAdam on the same spheres (W = r·U, U on the unit sphere) was unstable "
+    "in float32 at the grid's larger learning rates (test ≫ train); its best grid point is "
+    "listed as measured.",
+    "* Single seed (0) to keep the run under 10 min (`--seeds N` for more); the 'no divergence on "
+    "any seed' target is only checked on that seed here (the test suite checks monotone decrease "
+    "across radii 1–8 and depths 2–5).",
+    "",
+]
 
 
 def plot(curves, path):

@@ -1,0 +1,11 @@
+import doctest
+
+import pytest
+
+from certnet.optim import mm
+
+
+@pytest.mark.parametrize("module", [mm])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
