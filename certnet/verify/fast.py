@@ -177,6 +177,7 @@ def optimize_multipliers(
     d_all = a_mat.shape[1]
     del a_mat
     kmat = ((k00, k01), (k01, k11))
+    pairs = [(i, j) for i in range(2) for j in range(2) if np.any(kmat[i][j])]  # αβ = 0: 3 of 4
     n0 = net.widths[0]
     t = np.concatenate(start)
     rho_start, _ = rho_and_grad(net, start, grad=False)
@@ -204,13 +205,9 @@ def optimize_multipliers(
         grad_t = k00 * np.diag(g_blk[0]) + 2 * k01 * np.diag(g_blk[1]) + k11 * np.diag(g_blk[2])
         h = np.zeros((t.size + 1, t.size + 1))
         htt = h[:-1, :-1]
-        for i1 in range(2):
-            for i2 in range(2):
-                for i3 in range(2):
-                    for i4 in range(2):
-                        htt += np.multiply.outer(kmat[i1][i2], kmat[i3][i4]) * (
-                            gmat[i2][i3] * gmat[i1][i4]
-                        )
+        for i1, i2 in pairs:
+            for i3, i4 in pairs:
+                htt += np.multiply.outer(kmat[i1][i2], kmat[i3][i4]) * (gmat[i2][i3] * gmat[i1][i4])
         u = z[:, :n0]
         au, eu = _a_times(net, u), u[hid]
         h[:-1, -1] = h[-1, :-1] = -(

@@ -52,8 +52,8 @@ def lipschitz(
     method: str = "fast",
     *,
     solver: str | None = None,
-    time_budget: float = 60.0,
-    max_iter: int = 3000,
+    time_budget: float = 45.0,
+    max_iter: int = 300,
     max_memory: float = 4e9,
 ) -> Certificate:
     """Certified upper bound on the ℓ2 → ℓ2 Lipschitz constant of ``net``.
@@ -72,7 +72,7 @@ def lipschitz(
         Seconds for the "fast" optimiser; it stops with the best multipliers so far (still a
         proved bound).
     max_iter : int
-        Function evaluations allowed to the "fast" optimiser.
+        Newton steps allowed to the "fast" optimiser.
     max_memory : float
         Bytes; lipsdp problems estimated larger are refused (ProblemTooLargeError).
 
