@@ -6,5 +6,14 @@ multipliers.
 
 from certnet.verify.certificate import SCHEMA, Certificate, checker_for, register_checker
 from certnet.verify.lipschitz import METHODS, lipschitz
+from certnet.verify.lower import lipschitz_lower_bound
 
-__all__ = ["Certificate", "register_checker", "checker_for", "SCHEMA", "lipschitz", "METHODS"]
+__all__ = [
+    "Certificate",
+    "register_checker",
+    "checker_for",
+    "SCHEMA",
+    "lipschitz",
+    "METHODS",
+    "lipschitz_lower_bound",
+]
