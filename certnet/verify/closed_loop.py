@@ -50,8 +50,8 @@ __all__ = ["closed_loop", "l2_gain", "loop_model"]
 
 _SOLVERS = ("CVXOPT", "SCS")
 _LINEAR_PLANTS = ("LTI", "VehicleLateral")
-_DV_GRID = (0.1, 0.2, 0.4, 0.8, 1.6)
-_RBAR_GRID = (2.0, 2.5, 3.0, 3.14)
+_DV_GRID = (0.1, 0.3, 0.9, 2.7)
+_RBAR_GRID = (2.0, 2.5, 3.14)
 
 
 # ------------------------------------------------------------------ reading the plant
@@ -326,7 +326,7 @@ def _search(run, model, dv, psi_bound, score):
         attempt(d, rbar0)
     if best is not None and len(dvs) > 1:
         d0 = best["dv"]
-        for f in (0.75, 1.33):
+        for f in (0.6, 1.6):
             attempt(d0 * f, rbar0)
     if best is not None and len(rbars) > 1:
         for r in rbars:
