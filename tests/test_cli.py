@@ -1,6 +1,5 @@
 """The ``certnet`` command: every command on a tiny model or config, and its error paths."""
 
-import importlib
 import json
 import re
 from pathlib import Path
@@ -10,20 +9,10 @@ import torch
 from typer.testing import CliRunner
 
 import certnet as cn
+from certnet import demos, export, plants
 from certnet.cli import app
 
 runner = CliRunner()
-
-
-def needs(module: str, name: str | None = None):
-    """Skip while a dependency module (another developer's part) has not landed."""
-    try:
-        mod = importlib.import_module(f"certnet.{module}")
-    except ModuleNotFoundError:
-        pytest.skip(f"certnet.{module} not available yet")
-    if name is not None and not hasattr(mod, name):
-        pytest.skip(f"certnet.{module}.{name} not available yet")
-    return mod
 
 
 def run(*args):
@@ -94,7 +83,6 @@ def test_not_a_model_file(tmp_path):
 
 # ------------------------------------------------------------------------------ verify
 def test_verify_writes_a_certificate_that_rechecks(model, tmp_path):
-    needs("verify", "lipschitz")
     cert_path = tmp_path / "cert.json"
     out = run_json("verify", model, "--method", "product", "--out", cert_path)
     assert out["certified"] is True and out["method"] == "product"
@@ -105,13 +93,11 @@ def test_verify_writes_a_certificate_that_rechecks(model, tmp_path):
 
 @pytest.mark.parametrize("method", ["auto", "fast", "lipsdp-neuron"])
 def test_verify_methods(model, method):
-    needs("verify", "lipschitz")
     out = run_json("verify", model, "--method", method)
     assert out["certified"] is True and 0 < out["value"] <= out["by_construction"] * (1 + 1e-9)
 
 
 def test_verify_lower_bound_is_below_the_certificate(model):
-    needs("verify.lower", "lipschitz_lower_bound")
     out = run_json("verify", model, "--lower-bound")
     assert 0 < out["lower_bound"] <= out["value"]
     assert out["class_lower_bound"] <= out["value"]
@@ -119,7 +105,6 @@ def test_verify_lower_bound_is_below_the_certificate(model):
 
 
 def test_verify_check_refuses_other_weights(model, tmp_path):
-    needs("verify", "lipschitz")
     cert_path = tmp_path / "cert.json"
     run_json("verify", model, "--out", cert_path)
     other = cn.save(
@@ -129,7 +114,6 @@ def test_verify_check_refuses_other_weights(model, tmp_path):
 
 
 def test_verify_check_refuses_a_tampered_value(model, tmp_path):
-    needs("verify", "lipschitz")
     cert_path = tmp_path / "cert.json"
     run_json("verify", model, "--out", cert_path)
     d = json.loads(cert_path.read_text())
@@ -139,7 +123,6 @@ def test_verify_check_refuses_a_tampered_value(model, tmp_path):
 
 
 def test_verify_check_missing_and_malformed_certificate(model, tmp_path):
-    needs("verify", "lipschitz")
     user_error(run("verify", "--check", tmp_path / "none.json", model), "no such certificate file")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -175,7 +158,6 @@ def _config(tmp_path, text: str, name: str = "run.toml"):
 
 
 def test_train_tiny_config_reduces_cost_and_keeps_the_bound(tmp_path):
-    needs("train", "optimize_policy")
     cfg = _config(tmp_path, TINY.format(iterations=4))
     out = run_json("train", cfg, "--out", tmp_path / "run")
     assert out["iterations"] == 4
@@ -189,7 +171,6 @@ def test_train_tiny_config_reduces_cost_and_keeps_the_bound(tmp_path):
 
 
 def test_train_resume_continues_identically(tmp_path):
-    needs("train", "optimize_policy")
     straight = run_json("train", _config(tmp_path, TINY.format(iterations=4)), "--out",
                         tmp_path / "a")
     run_json("train", _config(tmp_path, TINY.format(iterations=2), "half.toml"), "--out",
@@ -204,7 +185,6 @@ def test_train_resume_continues_identically(tmp_path):
 
 
 def test_train_imitate_with_an_expert(tmp_path):
-    needs("experts", "lqr")
     text = """
 plant = "pendulum"
 method = "imitate"
@@ -243,18 +223,15 @@ progress = false
     ],
 )
 def test_train_bad_config(tmp_path, text, match):
-    needs("train", "config_from_dict")
     user_error(run("train", _config(tmp_path, text), "--out", tmp_path / "run"), match)
 
 
 def test_train_unknown_expert(tmp_path):
-    needs("experts", "lqr")
     text = 'plant = "pendulum"\nmethod = "imitate"\nexpert = "oracle"\n'
     user_error(run("train", _config(tmp_path, text)), r"unknown expert 'oracle'; choose one of lqr")
 
 
 def test_train_missing_config_and_checkpoint(tmp_path):
-    needs("train", "optimize_policy")
     user_error(run("train", tmp_path / "none.toml"), r"no such config file")
     cfg = _config(tmp_path, TINY.format(iterations=2))
     user_error(run("train", cfg, "--out", tmp_path / "fresh", "--resume"), r"no checkpoint at")
@@ -262,7 +239,6 @@ def test_train_missing_config_and_checkpoint(tmp_path):
 
 # ------------------------------------------------------------------------------ simulate
 def test_simulate_pendulum_with_plot(model, tmp_path):
-    needs("plants", "Pendulum")
     png = tmp_path / "loop.png"
     out = run_json("simulate", model, "--plant", "pendulum", "--steps", 20, "--x0", "0.3,0.0",
                    "--plot", png)
@@ -273,7 +249,6 @@ def test_simulate_pendulum_with_plot(model, tmp_path):
 
 
 def test_simulate_matches_the_plant_rollout(model):
-    plants = needs("plants", "Pendulum")
     out = run_json("simulate", model, "--steps", 10, "--x0=-0.2,0.1")
     net = cn.load(model)
     with torch.no_grad():
@@ -285,7 +260,6 @@ def test_simulate_matches_the_plant_rollout(model):
 
 
 def test_simulate_bad_input(model):
-    needs("plants", "Pendulum")
     user_error(run("simulate", model, "--x0", "1,2,3"), r"--x0 needs 2 values \(theta, theta_dot\)")
     user_error(run("simulate", model, "--x0", "a,b"), r"--x0 must be comma-separated numbers")
     user_error(run("simulate", model, "--x0", "nan,0"), r"--x0 must be finite")
@@ -294,7 +268,6 @@ def test_simulate_bad_input(model):
 
 # ------------------------------------------------------------------------------ evaluate
 def test_evaluate_on_pendulum(model):
-    needs("export", "evaluate")
     out = run_json("evaluate", model, "--env", "Pendulum-v1", "--episodes", 2, "--seed", 3)
     assert out["episodes"] == 2 and out["seed"] == 3
     assert out["min_return"] <= out["mean_return"] <= out["max_return"] < 0
@@ -304,8 +277,8 @@ def test_evaluate_on_pendulum(model):
 
 
 def test_evaluate_matches_export_evaluate(model):
-    export = needs("export", "evaluate")
     import gymnasium
+
 
     out = run_json("evaluate", model, "--episodes", 2)
     env = gymnasium.make("Pendulum-v1")
@@ -314,7 +287,6 @@ def test_evaluate_matches_export_evaluate(model):
 
 
 def test_evaluate_bad_input(model):
-    needs("export", "evaluate")
     user_error(
         run("evaluate", model, "--env", "Pendulum-v9"),
         r"unknown gymnasium env id 'Pendulum-v9'; did you mean Pendulum-v1",
@@ -329,7 +301,6 @@ def test_evaluate_bad_input(model):
 
 # ------------------------------------------------------------------------------ export
 def test_export_onnx_with_certificate(model, tmp_path):
-    export = needs("export", "to_onnx")
     cert_path = tmp_path / "cert.json"
     run_json("verify", model, "--method", "product", "--out", cert_path)
     onnx_path = tmp_path / "deep" / "ctrl.onnx"
@@ -343,7 +314,6 @@ def test_export_onnx_with_certificate(model, tmp_path):
 
 
 def test_export_refuses_a_certificate_of_other_weights(model, tmp_path):
-    needs("export", "to_onnx")
     other = cn.save(cn.nn.NormalizedMLP([3, 8, 1], seed=5), tmp_path / "o.safetensors")
     cert_path = tmp_path / "cert.json"
     run_json("verify", other, "--out", cert_path)
@@ -356,7 +326,6 @@ def test_export_refuses_a_certificate_of_other_weights(model, tmp_path):
 
 # ------------------------------------------------------------------------------ demo
 def test_demo_unknown_name_lists_the_valid_ones():
-    demos = needs("demos", "run")
     line = user_error(run("demo", "rocket"), r"unknown demo 'rocket'; choose one of")
     assert all(n in line for n in demos.NAMES)
 
@@ -364,7 +333,6 @@ def test_demo_unknown_name_lists_the_valid_ones():
 def test_demo_reports_where_the_report_is(tmp_path, monkeypatch):
     """The command's wiring (defaults, summary, JSON) with the demo body replaced by a tiny
     stand-in; the real demo runs in the slow test below and in tests/demos."""
-    demos = needs("demos", "run")
     calls = {}
 
     def tiny_run(name, out, quick=False, seed=0):
@@ -387,7 +355,6 @@ def test_demo_reports_where_the_report_is(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_demo_pendulum_quick_end_to_end(tmp_path):
-    needs("demos", "run")
     out = run_json("demo", "pendulum", "--quick", "--out", tmp_path / "demo")
     for f in ("controller.safetensors", "certificate.json", "report.md"):
         assert (tmp_path / "demo" / f).is_file()
