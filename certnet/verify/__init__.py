@@ -5,6 +5,7 @@ multipliers.
 """
 
 from certnet.verify.certificate import SCHEMA, Certificate, checker_for, register_checker
+from certnet.verify.closed_loop import closed_loop, l2_gain
 from certnet.verify.lipschitz import METHODS, lipschitz
 from certnet.verify.lower import lipschitz_lower_bound
 
@@ -16,4 +17,6 @@ __all__ = [
     "lipschitz",
     "METHODS",
     "lipschitz_lower_bound",
+    "closed_loop",
+    "l2_gain",
 ]
