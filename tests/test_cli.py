@@ -359,3 +359,15 @@ def test_demo_pendulum_quick_end_to_end(tmp_path):
     for f in ("controller.safetensors", "certificate.json", "report.md"):
         assert (tmp_path / "demo" / f).is_file()
     assert out["lipschitz_certified"] is True
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml")),
+    ids=lambda p: p.name,
+)
+def test_example_configs_are_valid(example, tmp_path):
+    from certnet.cli import _train_setup
+
+    raw, method, cfg, plant, expert = _train_setup(example, tmp_path, False)
+    assert method in ("optimize_policy", "imitate") and (expert is None) == (method != "imitate")
+    assert len(cfg.x0_low) == plant.n_states and cfg.checkpoint == str(tmp_path / "checkpoint.pt")
