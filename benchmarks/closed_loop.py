@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -206,7 +207,8 @@ def write(rows, notes, quick, cert, g_cert) -> None:
         "Command: `python benchmarks/closed_loop.py" + (" --quick`" if quick else "`"),
         "",
         f"Machine: {platform.processor() or platform.machine()}, 2 cores shared with other "
-        "jobs (timings are noisy), torch threads = 1, SDP solver CVXOPT.",
+        f"jobs (load average {os.getloadavg()[0]:.1f} at the end of the run, so timings are "
+        "inflated), torch threads = 1, SDP solver CVXOPT.",
         "",
         "| quantity | certified | empirical | ratio | certificate time (s) | target | met |",
         "|---|---|---|---|---|---|---|",

@@ -51,7 +51,7 @@ __all__ = ["closed_loop", "l2_gain", "loop_model"]
 _SOLVERS = ("CVXOPT", "SCS")
 _LINEAR_PLANTS = ("LTI", "VehicleLateral")
 _DV_GRID = (0.1, 0.3, 0.9, 2.7)
-_RBAR_GRID = (2.0, 2.5, 3.14)
+_RBAR_GRID = (2.0, 2.5, 3.14, 3.8)
 
 
 # ------------------------------------------------------------------ reading the plant

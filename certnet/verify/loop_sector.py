@@ -72,9 +72,10 @@ def _psi_sin(s: np.ndarray) -> np.ndarray:
 
 
 def _psi_sin_sector(rbar: float | None) -> tuple[float, float]:
-    # (s − sin s)/s = 1 − sinc(s) ≥ 0 everywhere; ≤ 1 − sin r̄ / r̄ on |s| ≤ r̄ ≤ π (sinc
-    # decreases on [0, π]); globally ≤ 1 + 0.21723362821122166 (sinc's minimum at 4.4934).
-    if rbar is None or rbar > math.pi:
+    # (s − sin s)/s = 1 − sinc(s) ≥ 0 everywhere; ≤ 1 − sin r̄ / r̄ on |s| ≤ r̄ ≤ 4.4934 (sinc
+    # decreases on [0, x₁], x₁ = 4.49340945790906 the first root of tan x = x); globally
+    # ≤ 1 + 0.21723362821122166 (sinc's minimum, at x₁).
+    if rbar is None or rbar > 4.4934:
         return 0.0, 1.2172336282112217 + 1e-12
     return 0.0, 1.0 - math.sin(rbar) / rbar + 1e-12
 

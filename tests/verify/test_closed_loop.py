@@ -98,6 +98,18 @@ def test_sector_bounds_hold_on_samples(pend):
     assert np.all(s2 >= a[12:24] - 1e-12) and np.all(s2 <= b[12:24] + 1e-12)
 
 
+@pytest.mark.parametrize("rbar", [1.0, 3.14, 3.8, 4.49, None])
+def test_pendulum_nonlinearity_sector_holds_on_samples(rbar):
+    from certnet.verify.loop_sector import PSI_FUNCTIONS
+
+    psi, sector = PSI_FUNCTIONS["s - sin(s)"]
+    a, b = sector(rbar)
+    s = np.linspace(-(rbar or 50.0), rbar or 50.0, 200001)
+    s = s[s != 0]
+    r = psi(s) / s
+    assert r.min() >= a and r.max() <= b
+
+
 def test_tampered_certificates_are_rejected(pend):
     _, net, cert = pend
     Pm = cert.array("P")
