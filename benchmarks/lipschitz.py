@@ -1,6 +1,7 @@
 """Benchmark: certnet Lipschitz certificates against eclipse-nn and LipSDP-Neuron (cvxpy/CVXOPT).
 
-Run:  python benchmarks/lipschitz.py            (quick grid, ~10-15 min on 2 cores)
+Run:  python benchmarks/lipschitz.py --short    (5 cells incl. 3×100 and 3×512; ~6 min)
+      python benchmarks/lipschitz.py            (quick grid: 15 cells; > 25 min on a loaded VM)
       python benchmarks/lipschitz.py --full     (the issue's whole grid; hours)
 
 Every certnet value is the one re-proved by ``Certificate.check`` in float64. Threads are pinned
@@ -138,8 +139,16 @@ def lower(stack, restarts):
     )
 
 
-def grid(full: bool):
+def grid(full: bool, short: bool = False):
     cells = []
+    if short:
+        return [
+            (2, [32, 32], "relu", "ecl"),
+            (4, [16] * 5, "tanh", "he"),
+            (12, [64, 64], "relu", "he"),
+            (4, [100] * 3, "relu", "ecl"),
+            (4, [512] * 3, "relu", "ecl"),
+        ]
     if full:
         for n0 in (2, 4, 12):
             for w in (16, 32, 64, 100, 256, 512):
@@ -177,7 +186,7 @@ def run_cell(n0, hidden, act, init, seed=1):
         res[m] = measure(certnet_method(stack, m, max_memory=2e9))
     res["product"] = measure(certnet_method(stack, "product"), reps=3)
     res["ECLipsE-Fast"] = measure(eclipse(stack, act, "ECLipsE_Fast"), reps=3)
-    if not big:
+    if sum(hidden) <= 200:  # its SCS stages take minutes at 3×100 on this machine
         res["ECLipsE (shipped)"] = measure(eclipse(stack, act, "ECLipsE"))
     t0 = time.perf_counter()
     lb = lower(stack, 2 if big else 4)
@@ -191,11 +200,12 @@ def fmt(x, nd=4):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="the issue's whole grid (hours)")
+    ap.add_argument("--short", action="store_true", help="5 cells incl. 3×100 and 3×512")
     ap.add_argument("--out", default=str(ROOT / "docs/bench/lipschitz.md"))
     args = ap.parse_args(argv)
     from rich.progress import Progress
 
-    cells = grid(args.full)
+    cells = grid(args.full, args.short)
     rows = []
     t_start = time.perf_counter()
     with Progress() as prog:
@@ -217,7 +227,8 @@ def write_report(rows, total, args):
     lines = [
         "# Lipschitz certificates: certnet vs eclipse-nn vs LipSDP-Neuron (cvxpy + CVXOPT)",
         "",
-        f"Command: `python benchmarks/lipschitz.py{' --full' if args.full else ''}` "
+        f"Command: `python benchmarks/lipschitz.py{' --full' if args.full else ''}"
+        f"{' --short' if args.short else ''}` "
         f"(total wall time {total / 60:.1f} min).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs "
