@@ -188,6 +188,7 @@ def _build(kind: str, config: Any) -> nn.Module:
             radii=config["radii"],
             bias=config["bias"],
             mode=config["mode"],
+            conditioning=config.get("conditioning"),
             activation_kwargs=config.get("activation_kwargs") or {},
             dtype=dtype,
         )

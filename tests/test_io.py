@@ -86,3 +86,12 @@ def test_bad_save_arguments(tmp_path):
         cn.save(
             cn.nn.NormalizedMLP([2, 2]), tmp_path / "x.safetensors", metadata={"certnet_kind": "x"}
         )
+
+
+def test_roundtrip_keeps_conditioning(tmp_path):
+    net = cn.nn.NormalizedMLP([3, 8, 1], conditioning="row", dtype=torch.float64, seed=1)
+    back = cn.load(cn.save(net, tmp_path / "c.safetensors"))
+    assert back.conditioning == "row" and back.linears[0].conditioning == "row"
+    x = torch.randn(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(back(x), net(x))

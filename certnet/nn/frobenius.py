@@ -20,6 +20,17 @@ parametrisation's forward is W = r X / ‖X‖_F ("sphere") or X · min(1, r/‖
 ``right_inverse`` projects an assigned weight onto the constraint set, so ``layer.weight = W``
 stores r W/‖W‖_F. :func:`frobenius_norm` registers the parametrisation on any module with a
 2-D weight, mirroring ``torch.nn.utils.parametrizations.weight_norm``.
+
+Weight conditioning (optional, ``conditioning="row"``)
+-----------------------------------------------------
+Following the idea of weight conditioning (Saratchandran, Wang & Lucey, ECCV 2024: shrink the
+gap between the largest and smallest singular values of a weight to smooth the loss landscape),
+the layer can use W = r · D(X) X / ‖D(X) X‖_F with D(X) = diag(1/‖x_i‖₂), i.e. every row
+equilibrated to norm r/√m. The paper's exact conditioner could not be confirmed from the sources;
+row equilibration is the classical diagonal conditioner (van der Sluis: within a factor √m of the
+best diagonal scaling), and it removes exactly the ill-conditioning that unequal row norms cause.
+The constraint ‖W‖_F = r still holds, so the Lipschitz bound is unchanged, and the map is
+scale-invariant in X, so the optimisers' geodesic steps on the stored point remain valid.
 """
 
 from __future__ import annotations
@@ -30,9 +41,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["FrobeniusLinear", "frobenius_norm", "is_frobenius", "MODES"]
+__all__ = ["FrobeniusLinear", "frobenius_norm", "is_frobenius", "MODES", "CONDITIONINGS"]
 
 MODES = ("sphere", "ball")
+#: Weight conditioners: None (plain) or "row" (row equilibration).
+CONDITIONINGS = (None, "row")
 
 
 def _check_radius(radius: float) -> float:
@@ -51,9 +64,10 @@ def _check_radius(radius: float) -> float:
 class _FrobeniusConstraint(nn.Module):
     """W = r X/‖X‖_F (sphere) or X·min(1, r/‖X‖_F) (ball). Users call :func:`frobenius_norm`."""
 
-    def __init__(self, radius: float, mode: str) -> None:
+    def __init__(self, radius: float, mode: str, conditioning: str | None = None) -> None:
         super().__init__()
         self.mode = mode
+        self.conditioning = conditioning
         # A Python float, not a buffer: .float()/.half() must not round the radius (the bound
         # ∏ r_k is computed from it); saved models carry it in their header.
         self.radius = float(radius)
@@ -66,6 +80,9 @@ class _FrobeniusConstraint(nn.Module):
         return torch.clamp(r / n, max=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conditioning == "row":
+            rows = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+            x = x / rows.clamp_min(torch.finfo(x.dtype).tiny)
         return x * self._scale(x)
 
     def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
@@ -78,11 +95,17 @@ class _FrobeniusConstraint(nn.Module):
         return w * self._scale(w)
 
     def extra_repr(self) -> str:
-        return f"radius={self.radius:g}, mode={self.mode!r}"
+        cond = f", conditioning={self.conditioning!r}" if self.conditioning else ""
+        return f"radius={self.radius:g}, mode={self.mode!r}{cond}"
 
 
 def frobenius_norm(
-    module: nn.Module, name: str = "weight", radius: float = 1.0, *, mode: str = "sphere"
+    module: nn.Module,
+    name: str = "weight",
+    radius: float = 1.0,
+    *,
+    mode: str = "sphere",
+    conditioning: str | None = None,
 ) -> nn.Module:
     """Constrain ``module.<name>`` to the Frobenius sphere (or ball) of the given radius.
 
@@ -96,6 +119,8 @@ def frobenius_norm(
         r > 0: ‖W‖_F = r ("sphere") or ‖W‖_F ≤ r ("ball").
     mode : {"sphere", "ball"}
         Constraint set.
+    conditioning : {None, "row"}
+        Weight conditioner (sphere mode only); see the module docstring.
 
     Returns
     -------
@@ -111,6 +136,10 @@ def frobenius_norm(
     r = _check_radius(radius)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if conditioning not in CONDITIONINGS:
+        raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
+    if conditioning is not None and mode != "sphere":
+        raise ValueError("weight conditioning needs mode='sphere' (it fixes ‖W‖_F = r)")
     w = getattr(module, name, None)
     if not isinstance(w, torch.Tensor) or w.ndim != 2:
         raise ValueError(
@@ -119,7 +148,7 @@ def frobenius_norm(
         )
     if is_frobenius(module, name):
         raise ValueError(f"{type(module).__name__}.{name} is already Frobenius-normalised")
-    parametrize.register_parametrization(module, name, _FrobeniusConstraint(r, mode))
+    parametrize.register_parametrization(module, name, _FrobeniusConstraint(r, mode, conditioning))
     return module
 
 
@@ -145,6 +174,8 @@ class FrobeniusLinear(nn.Linear):
         r > 0.
     mode : {"sphere", "ball"}
         Constraint set.
+    conditioning : {None, "row"}
+        Optional weight conditioning (row equilibration; sphere mode only).
     device, dtype
         As for ``nn.Linear``.
 
@@ -169,6 +200,7 @@ class FrobeniusLinear(nn.Linear):
         *,
         radius: float = 1.0,
         mode: str = "sphere",
+        conditioning: str | None = None,
         device=None,
         dtype=None,
     ) -> None:
@@ -181,7 +213,7 @@ class FrobeniusLinear(nn.Linear):
             nn.init.orthogonal_(self.weight)
             if self.bias is not None:
                 self.bias.zero_()
-        frobenius_norm(self, "weight", r, mode=mode)
+        frobenius_norm(self, "weight", r, mode=mode, conditioning=conditioning)
 
     @property
     def radius(self) -> float:
@@ -192,6 +224,11 @@ class FrobeniusLinear(nn.Linear):
     def mode(self) -> str:
         """ "sphere" or "ball"."""
         return self.parametrizations.weight[0].mode
+
+    @property
+    def conditioning(self) -> str | None:
+        """None or "row" (see the module docstring)."""
+        return self.parametrizations.weight[0].conditioning
 
     @property
     def point(self) -> nn.Parameter:

@@ -79,6 +79,9 @@ class NormalizedMLP(nn.Module):
         Offsets c_in (subtracted from the input) and c_out (added to the output); default 0.
     mode : {"sphere", "ball"}
         Frobenius constraint of every layer.
+    conditioning : {None, "row"}
+        Optional weight conditioning of every layer (row equilibration, sphere mode only; see
+        :mod:`certnet.nn.frobenius`). The bound is unchanged.
     activation_kwargs : dict, optional
         Parameters of the activation (e.g. ``{"negative_slope": 0.1}``).
     dtype : torch.dtype, optional
@@ -112,6 +115,7 @@ class NormalizedMLP(nn.Module):
         input_offset: float | Sequence[float] = 0.0,
         output_offset: float | Sequence[float] = 0.0,
         mode: str = "sphere",
+        conditioning: str | None = None,
         activation_kwargs: dict[str, Any] | None = None,
         dtype: torch.dtype | None = None,
         seed: int | None = None,
@@ -140,6 +144,7 @@ class NormalizedMLP(nn.Module):
                 raise ValueError(f"groupsort needs hidden widths divisible by {g}, got {widths}")
         self.bias = bool(bias)
         self.mode = mode
+        self.conditioning = conditioning
         depth = len(widths) - 1
         if radii is None:
             radii = [1.0] * depth
@@ -154,7 +159,9 @@ class NormalizedMLP(nn.Module):
             if seed is not None:
                 torch.manual_seed(int(seed))
             self.linears = nn.ModuleList(
-                FrobeniusLinear(a, b, bias, radius=r, mode=mode, dtype=dtype)
+                FrobeniusLinear(
+                    a, b, bias, radius=r, mode=mode, conditioning=conditioning, dtype=dtype
+                )
                 for a, b, r in zip(widths[:-1], widths[1:], radii, strict=True)
             )
         self.acts = nn.ModuleList(self.act_spec.module() for _ in range(depth - 1))
@@ -279,6 +286,7 @@ class NormalizedMLP(nn.Module):
             "radii": self.radii,
             "bias": self.bias,
             "mode": self.mode,
+            "conditioning": self.conditioning,
             "budget": self.budget,
             "dtype": str(self.input_scale.dtype).replace("torch.", ""),
         }

@@ -70,3 +70,47 @@ def test_bad_mode_and_double_registration():
         frobenius_norm(lin)
     with pytest.raises(ValueError, match="matrix"):
         frobenius_norm(torch.nn.Conv1d(1, 1, 3))
+
+
+def test_row_conditioning_removes_row_scaling_ill_conditioning():
+    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
+    x = torch.diag(torch.logspace(-3, 0, 6, dtype=torch.float64)) @ q  # κ = 1000
+    plain = FrobeniusLinear(6, 6, radius=2.0, dtype=torch.float64)
+    cond = FrobeniusLinear(6, 6, radius=2.0, conditioning="row", dtype=torch.float64)
+    with torch.no_grad():
+        plain.point.copy_(x * 2.0 / x.norm())
+        cond.point.copy_(x * 2.0 / x.norm())
+    s_plain = torch.linalg.svdvals(plain.weight.detach())
+    s_cond = torch.linalg.svdvals(cond.weight.detach())
+    assert float(s_plain[0] / s_plain[-1]) == pytest.approx(1000.0, rel=1e-6)
+    assert float(s_cond[0] / s_cond[-1]) == pytest.approx(1.0, abs=1e-9)
+    assert float(cond.weight.norm()) == pytest.approx(2.0, rel=1e-12)
+
+
+def test_row_conditioning_narrows_spread_on_row_scaled_random_matrices():
+    gen = torch.Generator().manual_seed(0)
+    narrowed = 0
+    for _ in range(50):
+        scales = torch.logspace(-2, 0, 8, dtype=torch.float64)[torch.randperm(8, generator=gen)]
+        x = scales[:, None] * torch.randn(8, 5, generator=gen, dtype=torch.float64)
+        layer = FrobeniusLinear(5, 8, radius=1.0, conditioning="row", dtype=torch.float64)
+        with torch.no_grad():
+            layer.point.copy_(x / x.norm())
+        k_before = torch.linalg.cond(x)
+        k_after = torch.linalg.cond(layer.weight.detach())
+        narrowed += int(k_after < k_before)
+        assert torch.allclose(
+            layer.weight.detach().norm(dim=1), torch.full((8,), 8**-0.5, dtype=torch.float64)
+        )
+    assert narrowed == 50
+
+
+def test_conditioning_is_scale_invariant_and_validated():
+    layer = FrobeniusLinear(4, 3, radius=1.5, conditioning="row", dtype=torch.float64)
+    x = torch.randn(10, 4, dtype=torch.float64)
+    layer(x).pow(2).sum().backward()
+    assert abs(float((layer.point.grad * layer.point.detach()).sum())) < 1e-10
+    with pytest.raises(ValueError, match="conditioning must be one of"):
+        FrobeniusLinear(2, 2, conditioning="column")
+    with pytest.raises(ValueError, match="needs mode='sphere'"):
+        FrobeniusLinear(2, 2, conditioning="row", mode="ball")
