@@ -20,7 +20,7 @@ from certnet import errors, geometry, nn  # noqa: E402  (light, always loaded)
 from certnet.io import load, read_metadata, save  # noqa: E402
 
 # Heavier subpackages (cvxpy, control, gymnasium) load on first attribute access.
-_LAZY = ("verify", "optim", "plants", "experts", "export", "train")
+_LAZY = ("verify", "optim", "plants", "experts", "export", "train", "demos")
 
 __all__ = ["__version__", "errors", "geometry", "nn", "save", "load", "read_metadata", *_LAZY]
 

@@ -114,6 +114,9 @@ def _plots(out: Path, net: nn.Module, plant: Any) -> list[tuple[str, str]]:
     t = np.arange(201) * plant.dt
     th = np.asarray(torch.atan2(torch.sin(roll.states[..., 0]), torch.cos(roll.states[..., 0])))
     w = np.asarray(roll.states[..., 1])
+    # Break the line where θ wraps from π to −π, so no chord is drawn across the plot.
+    th = th.copy()
+    th[:, 1:][np.abs(np.diff(th, axis=1)) > math.pi] = np.nan
     fig, ax = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
     for k in range(len(x0)):
         ax[0].plot(t, th[k], label=f"θ₀ = {float(x0[k, 0]):.2g} rad")
