@@ -10,7 +10,7 @@ from torch import nn
 from certnet.train.config import ImitationConfig
 from certnet.train.policy import TrainResult
 from certnet.train.rollout import initial_box, sample_box, visited_states
-from certnet.train.setup import Run, Stepper, build_network
+from certnet.train.setup import Run, Stepper, network_for
 
 __all__ = ["imitate", "expert_labels"]
 
@@ -77,10 +77,7 @@ def imitate(
     """
     cfg = config if config is not None else ImitationConfig()
     low, high = initial_box(cfg, plant)
-    if net is None:
-        n_obs = int(plant.observe(torch.zeros(1, plant.n_states)).shape[-1])
-        scale = float(torch.as_tensor(plant.u_max, dtype=torch.float64).abs().max())
-        net = build_network(cfg, n_obs, plant.n_inputs, output_scale=scale)
+    net = network_for(cfg, plant, net)
     dtype = next(net.parameters()).dtype
     stepper = Stepper(net, cfg)
     run = Run("imitate", cfg, net, stepper)

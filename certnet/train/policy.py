@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from certnet.train.config import PolicyConfig
 from certnet.train.rollout import initial_box, rollout_cost, sample_box
-from certnet.train.setup import History, Run, Stepper, build_network
+from certnet.train.setup import History, Run, Stepper, network_for
 
 __all__ = ["TrainResult", "optimize_policy"]
 
@@ -65,10 +64,7 @@ def optimize_policy(
     """
     cfg = config if config is not None else PolicyConfig()
     low, high = initial_box(cfg, plant)
-    if net is None:
-        n_obs = int(plant.observe(torch.zeros(1, plant.n_states)).shape[-1])
-        scale = float(torch.as_tensor(plant.u_max, dtype=torch.float64).abs().max())
-        net = build_network(cfg, n_obs, plant.n_inputs, output_scale=scale)
+    net = network_for(cfg, plant, net)
     dtype = next(net.parameters()).dtype
     stepper = Stepper(net, cfg)
     run = Run("optimize_policy", cfg, net, stepper)

@@ -17,7 +17,7 @@ from certnet.nn import FrobeniusLinear, NormalizedMLP
 from certnet.train.checkpoint import load_checkpoint, save_checkpoint
 from certnet.train.config import TrainConfig
 
-__all__ = ["History", "build_network", "Stepper", "Run"]
+__all__ = ["History", "build_network", "network_for", "Stepper", "Run"]
 
 
 @dataclass
@@ -82,6 +82,16 @@ def build_network(cfg: TrainConfig, n_obs: int, n_act: int, *, output_scale=1.0)
             if k < len(widths) - 2:
                 layers.append(make_activation(cfg.activation))
         return nn.Sequential(*layers)
+
+
+def network_for(cfg: TrainConfig, plant, net: nn.Module | None = None) -> nn.Module:
+    """``net`` if given, else the config's default network sized for ``plant``: its observation
+    and input counts, with D_out = max |u_max| so the budget is in action units."""
+    if net is not None:
+        return net
+    n_obs = int(plant.observe(torch.zeros(1, plant.n_states)).shape[-1])
+    scale = float(torch.as_tensor(plant.u_max, dtype=torch.float64).abs().max())
+    return build_network(cfg, n_obs, plant.n_inputs, output_scale=scale)
 
 
 def _lipschitz_of(net: nn.Module) -> float:
