@@ -1,6 +1,7 @@
 """Benchmark: certnet Lipschitz certificates against eclipse-nn and LipSDP-Neuron (cvxpy/CVXOPT).
 
-Run:  python benchmarks/lipschitz.py --short    (5 cells incl. 3×100 and 3×512; ~6 min)
+Run:  python benchmarks/lipschitz.py --short    (5 cells incl. 3×100 and 3×512; > 25 min)
+      python benchmarks/lipschitz.py --short --widths 100   (the headline 4-100-100-100-1 cell)
       python benchmarks/lipschitz.py            (quick grid: 15 cells; > 25 min on a loaded VM)
       python benchmarks/lipschitz.py --full     (the issue's whole grid; hours)
 
@@ -201,21 +202,32 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="the issue's whole grid (hours)")
     ap.add_argument("--short", action="store_true", help="5 cells incl. 3×100 and 3×512")
+    ap.add_argument(
+        "--widths",
+        type=int,
+        nargs="*",
+        default=None,
+        help="keep only cells whose hidden width is one of these (e.g. --widths 100)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs/bench/lipschitz.md"))
     args = ap.parse_args(argv)
     from rich.progress import Progress
 
     cells = grid(args.full, args.short)
+    if args.widths:
+        cells = [c for c in cells if c[1][0] in args.widths]
     rows = []
     t_start = time.perf_counter()
     with Progress() as prog:
         task = prog.add_task("cells", total=len(cells))
         for n0, hidden, act, init in cells:
-            prog.update(task, description=f"{n0}-{'-'.join(map(str, hidden))}-1 {act} {init}")
+            name = f"{n0}-{'-'.join(map(str, hidden))}-1 {act} {init}"
+            prog.update(task, description=name)
             rows.append((act, init, *run_cell(n0, hidden, act, init)))
             prog.advance(task)
-    total = time.perf_counter() - t_start
-    write_report(rows, total, args)
+            # Rewrite the report after every cell: an interrupted run keeps what it measured.
+            write_report(rows, time.perf_counter() - t_start, args)
+            prog.console.print(f"done: {name} ({time.perf_counter() - t_start:.0f} s)")
 
 
 def write_report(rows, total, args):
@@ -228,7 +240,8 @@ def write_report(rows, total, args):
         "# Lipschitz certificates: certnet vs eclipse-nn vs LipSDP-Neuron (cvxpy + CVXOPT)",
         "",
         f"Command: `python benchmarks/lipschitz.py{' --full' if args.full else ''}"
-        f"{' --short' if args.short else ''}` "
+        f"{' --short' if args.short else ''}"
+        f"{' --widths ' + ' '.join(map(str, args.widths)) if args.widths else ''}` "
         f"(total wall time {total / 60:.1f} min).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs "
