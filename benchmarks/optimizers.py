@@ -185,10 +185,15 @@ def run_torch(kind, lr, widths, seed, X, Y, budget):
         if kind == "adam-free":
             net = _free_copy(net)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
+    return net, _descend(net, opt, X, Y, inv, budget), 0
+
+
+def _descend(model, opt, X, Y, inv, budget):
+    """``budget`` plain gradient steps of ``opt``; the loss curve, cut at the first NaN/inf."""
     curve = []
     for _ in range(budget):
         opt.zero_grad()
-        loss = _objective(net, X, Y, inv)
+        loss = _objective(model, X, Y, inv)
         loss.backward()
         curve.append(float(loss.detach()))
         if not math.isfinite(curve[-1]):
@@ -197,7 +202,7 @@ def run_torch(kind, lr, widths, seed, X, Y, budget):
             opt.step()
         except FloatingPointError:  # RiemannianSGD refuses an overflowing step: diverged
             break
-    return net, curve, 0
+    return curve
 
 
 class _Free(nn.Module):
@@ -257,16 +262,7 @@ def run_radam(lr, net, X, Y, budget):
     geo = _GeoNet(net)
     inv = 1.0 / net.output_scale
     opt = geoopt.optim.RiemannianAdam(geo.parameters(), lr=lr)
-    curve = []
-    for _ in range(budget):
-        opt.zero_grad()
-        loss = _objective(geo, X, Y, inv)
-        loss.backward()
-        curve.append(float(loss.detach()))
-        if not math.isfinite(curve[-1]):
-            break
-        opt.step()
-    return geo, curve, 0
+    return geo, _descend(geo, opt, X, Y, inv, budget), 0
 
 
 # ----------------------------------------------------------------------------- driver
