@@ -7,7 +7,6 @@ certificates by method (float64 re-checked) → 100 seeded episodes on the real 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,14 @@ from torch import nn  # noqa: E402
 import certnet as cn  # noqa: E402
 from certnet.demos.report import (  # noqa: E402
     DemoResult,
-    certify,
-    plot_bounds,
-    plot_training,
-    sampled_lipschitz,
-    save_controller,
-    write_report,
+    GymDemo,
+    Region,
+    demo_main,
+    run_gym_demo,
+    timed_imitate,
 )
 from certnet.plants.policy import apply_policy  # noqa: E402
-from certnet.train import ImitationConfig, TrainResult, imitate  # noqa: E402
+from certnet.train import ImitationConfig, TrainResult  # noqa: E402
 
 __all__ = ["ENV_ID", "PumpExpert", "config", "train", "run", "main"]
 
@@ -87,13 +85,10 @@ def config(quick: bool = False, seed: int = 0, **overrides: Any) -> ImitationCon
 
 def train(cfg: ImitationConfig) -> tuple[TrainResult, float]:
     """Train on the twin; returns the result and the wall time in s."""
-    plant = cn.plants.MountainCar()
-    t0 = time.perf_counter()
-    res = imitate(PumpExpert(), plant, cfg)
-    return res, time.perf_counter() - t0
+    return timed_imitate(PumpExpert(), cn.plants.MountainCar(), cfg)
 
 
-def _plots(out: Path, net: nn.Module, plant: Any) -> list[tuple[str, str]]:
+def _plots(out: Path, net: nn.Module, plant: Any, regions: list[Region]) -> list[tuple[str, str]]:
     policy = cn.export.to_policy(net, plant=plant)
     x0 = torch.tensor([[-0.6, 0.0], [-0.5, 0.0], [-0.4, 0.0]], dtype=torch.float64)
     with torch.no_grad():
@@ -126,6 +121,32 @@ def _plots(out: Path, net: nn.Module, plant: Any) -> list[tuple[str, str]]:
     return [("Trajectories", "trajectories.png"), ("Phase portrait", "phase_portrait.png")]
 
 
+def _spec() -> GymDemo:
+    return GymDemo(
+        name="mountaincar",
+        env_id=ENV_ID,
+        plant=cn.plants.MountainCar(),
+        expert=PumpExpert(),
+        config=config,
+        sample_low=(-1.2, -0.07),
+        sample_high=(0.6, 0.07),
+        plots=_plots,
+        intro=(
+            "Gymnasium `{env_id}` (the real environment), {episodes} seeded episodes. "
+            "Controller: NormalizedMLP {widths}, Lipschitz budget {lipschitz:g}, trained by "
+            "DAgger on an energy-pumping expert ({optimizer})."
+        ),
+        loss_label="imitation MSE",
+        extra=(
+            "Closed-loop certificate: not applicable: the task is to leave the valley's "
+            "equilibrium and reach the goal, not to stabilise an equilibrium. The Lipschitz "
+            "bound is in action units per raw observation unit; velocity spans only ±0.07, "
+            "so a controller that reacts to it needs a large bound in these units."
+        ),
+        success_rate=True,
+    )
+
+
 def run(out: str | Path, quick: bool = False, seed: int = 0) -> DemoResult:
     """Train, certify, simulate on ``MountainCarContinuous-v0`` and report into ``out``.
 
@@ -142,70 +163,9 @@ def run(out: str | Path, quick: bool = False, seed: int = 0) -> DemoResult:
     -------
     DemoResult
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    plant = cn.plants.MountainCar()
-    cfg = config(quick, seed, progress=not quick)
-    res, train_s = train(cfg)
-    net = res.net
-    methods = ("product", "fast") if quick else ("product", "fast", "lipsdp-neuron")
-    cert, rows = certify(net, methods, time_budget=3.0 if quick else 20.0)
-    rng = np.random.default_rng(seed)
-    lower = sampled_lipschitz(net, rng.uniform([-1.2, -0.07], [0.6, 0.07], (2000, 2)))
-    files = save_controller(net, out, cert)
-    episodes = 10 if quick else 100
-    ev = cn.export.evaluate(cn.export.to_policy(net, plant=plant), ENV_ID, episodes, seed)
-    expert_ev = cn.export.evaluate(PumpExpert(), ENV_ID, episodes, seed)
-    metrics: dict[str, Any] = {
-        "env": ENV_ID,
-        "episodes": episodes,
-        "mean_return": float(np.mean(ev.returns)),
-        "std_return": float(np.std(ev.returns)),
-        "success_rate": float(np.mean(ev.success)),
-        "expert_mean_return": float(np.mean(expert_ev.returns)),
-        "certified_lipschitz": float(cert.value),
-        "certificate_method": cert.method,
-        "budget_by_construction": float(net.lipschitz_bound()),
-        "sampled_lipschitz_lower_bound": lower,
-        "train_seconds": train_s,
-        "final_imitation_mse": res.history.loss[-1],
-    }
-    images = _plots(out, net, plant)
-    plot_training(res.history, out / "training_curve.png", "imitation MSE")
-    plot_bounds(rows, out / "lipschitz_bounds.png", lower)
-    images += [
-        ("Lipschitz bounds by method", "lipschitz_bounds.png"),
-        ("Training curve", "training_curve.png"),
-    ]
-    extra = (
-        "Closed-loop certificate: not applicable: the task is to leave the valley's "
-        "equilibrium and reach the goal, not to stabilise an equilibrium. The Lipschitz "
-        "bound is in action units per raw observation unit; velocity spans only ±0.07, "
-        "so a controller that reacts to it needs a large bound in these units."
-    )
-    metrics["total_seconds"] = time.perf_counter() - t_start
-    intro = (
-        f"Gymnasium `{ENV_ID}` (the real environment), {episodes} seeded episodes. "
-        f"Controller: NormalizedMLP {net.widths}, Lipschitz budget {cfg.lipschitz:g}, "
-        f"trained by DAgger on an energy-pumping expert ({cfg.optimizer})."
-    )
-    report = write_report(out, "certnet demo: mountaincar", intro, rows, metrics, images, extra)
-    files += [report, out / "metrics.json"] + [out / name for _, name in images]
-    return DemoResult("mountaincar", out, report, metrics, cert, net, res.history, files)
+    return run_gym_demo(_spec(), out, quick, seed)
 
 
 def main(argv: list[str] | None = None) -> DemoResult:
     """``python demos/mountaincar.py [OUT] [--quick]``."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    quick = "--quick" in args
-    rest = [a for a in args if a != "--quick"]
-    result = run(Path(rest[0]) if rest else Path("out/mountaincar"), quick=quick)
-    print(
-        f"mean return {result.metrics['mean_return']:.1f} over {result.metrics['episodes']} "
-        f"episodes; certified Lipschitz bound {result.certificate.value:.4g} "
-        f"({result.certificate.method}); report: {result.report_path}"
-    )
-    return result
+    return demo_main(run, "mountaincar", argv)

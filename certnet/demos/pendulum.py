@@ -9,7 +9,6 @@ re-checked) → 100 seeded episodes on the real gymnasium env → report with pl
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,15 @@ from torch import nn  # noqa: E402
 import certnet as cn  # noqa: E402
 from certnet.demos.report import (  # noqa: E402
     DemoResult,
-    certify,
-    plot_bounds,
-    plot_training,
-    sampled_lipschitz,
-    save_controller,
-    write_report,
+    GymDemo,
+    Region,
+    demo_main,
+    draw_region,
+    run_gym_demo,
+    timed_imitate,
 )
 from certnet.plants.policy import apply_policy  # noqa: E402
-from certnet.train import ImitationConfig, TrainResult, imitate  # noqa: E402
+from certnet.train import ImitationConfig, TrainResult  # noqa: E402
 
 __all__ = ["ENV_ID", "SwingUpExpert", "config", "train", "run", "main"]
 
@@ -101,12 +100,10 @@ def config(quick: bool = False, seed: int = 0, **overrides: Any) -> ImitationCon
 def train(cfg: ImitationConfig) -> tuple[TrainResult, float]:
     """Train on the twin; returns the result and the wall time in s."""
     plant = cn.plants.Pendulum()
-    t0 = time.perf_counter()
-    res = imitate(SwingUpExpert(plant), plant, cfg)
-    return res, time.perf_counter() - t0
+    return timed_imitate(SwingUpExpert(plant), plant, cfg)
 
 
-def _plots(out: Path, net: nn.Module, plant: Any) -> list[tuple[str, str]]:
+def _plots(out: Path, net: nn.Module, plant: Any, regions: list[Region]) -> list[tuple[str, str]]:
     policy = cn.export.to_policy(net, plant=plant)
     x0 = torch.tensor([[math.pi, 0.0], [2.0, -1.0], [-1.0, 1.0], [0.5, 0.0]], dtype=torch.float64)
     with torch.no_grad():
@@ -134,6 +131,10 @@ def _plots(out: Path, net: nn.Module, plant: Any) -> list[tuple[str, str]]:
     for k in range(len(x0)):
         ax.plot(th[k], w[k], lw=1)
         ax.plot(th[k, 0], w[k, 0], "ko", ms=3)
+    for region in regions:
+        draw_region(ax, region)
+    if regions:
+        ax.legend(fontsize=7, loc="upper right")
     ax.set_xlabel("θ (rad)")
     ax.set_ylabel("θ̇ (rad/s)")
     ax.set_title("phase portrait")
@@ -141,6 +142,33 @@ def _plots(out: Path, net: nn.Module, plant: Any) -> list[tuple[str, str]]:
     fig.savefig(out / "phase_portrait.png", dpi=110)
     plt.close(fig)
     return [("Trajectories", "trajectories.png"), ("Phase portrait", "phase_portrait.png")]
+
+
+def _spec() -> GymDemo:
+    plant = cn.plants.Pendulum()
+    return GymDemo(
+        name="pendulum",
+        env_id=ENV_ID,
+        plant=plant,
+        expert=SwingUpExpert(plant),
+        config=config,
+        sample_low=(-math.pi, -8.0),
+        sample_high=(math.pi, 8.0),
+        plots=_plots,
+        intro=(
+            "Swing-up and balance on gymnasium `{env_id}` (the real environment), {episodes} "
+            "seeded episodes. Controller: NormalizedMLP {widths}, Lipschitz budget "
+            "{lipschitz:g} N m per observation unit, trained by DAgger on an energy-shaping + "
+            "LQR expert ({optimizer})."
+        ),
+        loss_label="imitation MSE (N m)²",
+        extra=(
+            "Closed-loop certificate: not certified: the controller acts on the observation "
+            "[cos θ, sin θ, θ̇] and swings up through the whole circle, so there is no single "
+            "state-feedback loop around the upright equilibrium to certify globally; the "
+            "Lipschitz certificate above bounds the torque change per unit observation change."
+        ),
+    )
 
 
 def run(out: str | Path, quick: bool = False, seed: int = 0) -> DemoResult:
@@ -159,74 +187,9 @@ def run(out: str | Path, quick: bool = False, seed: int = 0) -> DemoResult:
     -------
     DemoResult
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    plant = cn.plants.Pendulum()
-    cfg = config(quick, seed, progress=not quick)
-    res, train_s = train(cfg)
-    net = res.net
-    methods = ("product", "fast") if quick else ("product", "fast", "lipsdp-neuron")
-    cert, rows = certify(net, methods, time_budget=3.0 if quick else 20.0)
-    lower = sampled_lipschitz(
-        net,
-        plant.observe(
-            torch.tensor(np.random.default_rng(seed).uniform([-np.pi, -8], [np.pi, 8], (2000, 2)))
-        ),
-    )
-    files = save_controller(net, out, cert)
-    episodes = 10 if quick else 100
-    ev = cn.export.evaluate(cn.export.to_policy(net, plant=plant), ENV_ID, episodes, seed)
-    expert_ev = cn.export.evaluate(SwingUpExpert(plant), ENV_ID, episodes, seed)
-    metrics: dict[str, Any] = {
-        "env": ENV_ID,
-        "episodes": episodes,
-        "mean_return": float(np.mean(ev.returns)),
-        "std_return": float(np.std(ev.returns)),
-        "expert_mean_return": float(np.mean(expert_ev.returns)),
-        "certified_lipschitz": float(cert.value),
-        "certificate_method": cert.method,
-        "budget_by_construction": float(net.lipschitz_bound()),
-        "sampled_lipschitz_lower_bound": lower,
-        "train_seconds": train_s,
-        "final_imitation_mse": res.history.loss[-1],
-    }
-    images = _plots(out, net, plant)
-    plot_training(res.history, out / "training_curve.png", "imitation MSE (N m)²")
-    plot_bounds(rows, out / "lipschitz_bounds.png", lower)
-    images += [
-        ("Lipschitz bounds by method", "lipschitz_bounds.png"),
-        ("Training curve", "training_curve.png"),
-    ]
-    extra = (
-        "Closed-loop certificate: not certified: the controller acts on the observation "
-        "[cos θ, sin θ, θ̇] and swings up through the whole circle, so there is no single "
-        "state-feedback loop around the upright equilibrium to certify globally; the "
-        "Lipschitz certificate above bounds the torque change per unit observation change."
-    )
-    metrics["total_seconds"] = time.perf_counter() - t_start
-    intro = (
-        f"Swing-up and balance on gymnasium `{ENV_ID}` (the real environment), "
-        f"{episodes} seeded episodes. Controller: NormalizedMLP {net.widths}, "
-        f"Lipschitz budget {cfg.lipschitz:g} N m per observation unit, trained by DAgger "
-        f"on an energy-shaping + LQR expert ({cfg.optimizer})."
-    )
-    report = write_report(out, "certnet demo: pendulum", intro, rows, metrics, images, extra)
-    files += [report, out / "metrics.json"] + [out / name for _, name in images]
-    return DemoResult("pendulum", out, report, metrics, cert, net, res.history, files)
+    return run_gym_demo(_spec(), out, quick, seed)
 
 
 def main(argv: list[str] | None = None) -> DemoResult:
     """``python demos/pendulum.py [OUT] [--quick]``."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    quick = "--quick" in args
-    rest = [a for a in args if a != "--quick"]
-    result = run(Path(rest[0]) if rest else Path("out/pendulum"), quick=quick)
-    print(
-        f"mean return {result.metrics['mean_return']:.1f} over {result.metrics['episodes']} "
-        f"episodes; certified Lipschitz bound {result.certificate.value:.4g} "
-        f"({result.certificate.method}); report: {result.report_path}"
-    )
-    return result
+    return demo_main(run, "pendulum", argv)

@@ -1,11 +1,17 @@
-"""What every demo shares: certify the trained network by several methods, save the controller
-with its certificate, plot, and write ``report.md``."""
+"""What every demo shares: the pipeline (train → certify → simulate → report), certificates of
+the trained network by several methods, the saved controller, plots and ``report.md``.
+
+A gymnasium demo is a :class:`GymDemo` (what differs between demos: plant, expert, config,
+plots, texts, optional extra sections such as a closed-loop certificate) run by
+:func:`run_gym_demo`.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +21,21 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import certnet as cn  # noqa: E402
-from certnet.train import History  # noqa: E402
+from certnet.train import History, ImitationConfig, TrainResult, imitate  # noqa: E402
 
 __all__ = [
     "DemoResult",
+    "GymDemo",
+    "Region",
+    "Section",
+    "run_gym_demo",
+    "timed_imitate",
+    "demo_main",
+    "draw_region",
     "certify",
     "save_controller",
     "plot_training",
@@ -194,8 +208,221 @@ def write_report(
 def sampled_lipschitz(net: nn.Module, obs: Any) -> float:
     """Largest Jacobian spectral norm ‖∂net/∂obs‖₂ over the sample ``obs`` (N, n_obs): a lower
     bound on Lip(net) that every certified bound must exceed."""
-    import torch
-
     x = torch.as_tensor(obs, dtype=next(net.parameters()).dtype).clone().requires_grad_(True)
     jac = torch.func.vmap(torch.func.jacrev(lambda v: net(v[None])[0]))(x)
     return float(torch.linalg.matrix_norm(jac.detach().double(), ord=2).max())
+
+
+# ---------------------------------------------------------------------------- the pipeline
+@dataclass(frozen=True)
+class Region:
+    """A certified ellipse in a phase plane, {z : (z − center)ᵀ P (z − center) ≤ 1}.
+
+    Attributes
+    ----------
+    center : ndarray, shape (2,)
+        In the plotted states' units.
+    P : ndarray, shape (2, 2)
+        Positive definite, in (state unit)⁻².
+    label : str
+        Legend text (say what is certified, e.g. "certified ROA (linearised loop)").
+    """
+
+    center: np.ndarray
+    P: np.ndarray
+    label: str
+
+
+@dataclass
+class Section:
+    """An extra part of a demo report (e.g. a closed-loop certificate).
+
+    Attributes
+    ----------
+    text : str
+        Markdown, placed after the results table.
+    metrics : dict
+        Added to the report's metrics.
+    images : list of (caption, file name)
+        PNGs the section wrote into the output folder.
+    files : list of Path
+        Other files it wrote.
+    regions : list of Region
+        Certified regions to draw in the demo's phase portrait.
+    """
+
+    text: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    images: list[tuple[str, str]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GymDemo:
+    """What distinguishes one gymnasium demo from another; run it with :func:`run_gym_demo`.
+
+    Attributes
+    ----------
+    name : str
+        Demo name (report title, :class:`DemoResult` name).
+    env_id : str
+        Gymnasium id of the evaluation environment (e.g. ``"Pendulum-v1"``).
+    plant : Plant
+        The differentiable twin the expert is imitated on.
+    expert : callable
+        obs → action, imitated by DAgger and evaluated alongside the learner.
+    config : callable
+        ``config(quick, seed, **overrides) -> ImitationConfig``.
+    sample_low, sample_high : tuple of float
+        Box of plant states (state units) whose observations sample the Lipschitz lower bound.
+    plots : callable
+        ``plots(out, net, plant, regions) -> [(caption, file name)]``: trajectories and phase
+        portrait (drawing the certified ``regions``).
+    intro : str
+        Report introduction; ``str.format`` fields ``env_id``, ``episodes``, ``widths``,
+        ``lipschitz``, ``optimizer``.
+    loss_label : str
+        y label of the training curve (imitation MSE with its unit).
+    extra : str
+        Markdown after the results table.
+    success_rate : bool
+        Report the success rate of the evaluation episodes.
+    network : callable, optional
+        ``network(cfg) -> nn.Module``: the network to train (default: the config's).
+    sections : tuple of callables
+        ``section(out, net, quick, seed) -> Section``, run after training (e.g. closed-loop
+        certificates, extra evaluations).
+    """
+
+    name: str
+    env_id: str
+    plant: Any
+    expert: Callable[[Any], Any]
+    config: Callable[..., ImitationConfig]
+    sample_low: tuple[float, ...]
+    sample_high: tuple[float, ...]
+    plots: Callable[[Path, nn.Module, Any, list[Region]], list[tuple[str, str]]]
+    intro: str
+    loss_label: str
+    extra: str = ""
+    success_rate: bool = False
+    network: Callable[[ImitationConfig], nn.Module] | None = None
+    sections: tuple[Callable[[Path, nn.Module, bool, int], Section], ...] = ()
+
+
+def timed_imitate(
+    expert: Callable[[Any], Any], plant: Any, cfg: ImitationConfig, net: nn.Module | None = None
+) -> tuple[TrainResult, float]:
+    """:func:`certnet.train.imitate` and its wall time in s."""
+    t0 = time.perf_counter()
+    res = imitate(expert, plant, cfg, net=net)
+    return res, time.perf_counter() - t0
+
+
+def run_gym_demo(spec: GymDemo, out: str | Path, quick: bool = False, seed: int = 0) -> DemoResult:
+    """Train (DAgger), certify, evaluate on the gymnasium env and report into ``out``.
+
+    Parameters
+    ----------
+    spec : GymDemo
+        The demo.
+    out : str or Path
+        Output folder (created).
+    quick : bool
+        Smoke-test budget (seconds; the controller need not solve the task).
+    seed : int
+        Training seed; evaluation episodes use reset seeds seed, seed+1, ….
+
+    Returns
+    -------
+    DemoResult
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    plant = spec.plant
+    cfg = spec.config(quick, seed, progress=not quick)
+    net0 = None if spec.network is None else spec.network(cfg)
+    res, train_s = timed_imitate(spec.expert, plant, cfg, net0)
+    net = res.net
+    methods = ("product", "fast") if quick else ("product", "fast", "lipsdp-neuron")
+    cert, rows = certify(net, methods, time_budget=3.0 if quick else 20.0)
+    states = np.random.default_rng(seed).uniform(
+        spec.sample_low, spec.sample_high, (2000, len(spec.sample_low))
+    )
+    lower = sampled_lipschitz(net, plant.observe(torch.tensor(states)))
+    files = save_controller(net, out, cert)
+    episodes = 10 if quick else 100
+    ev = cn.export.evaluate(cn.export.to_policy(net, plant=plant), spec.env_id, episodes, seed)
+    expert_ev = cn.export.evaluate(spec.expert, spec.env_id, episodes, seed)
+    metrics: dict[str, Any] = {
+        "env": spec.env_id,
+        "episodes": episodes,
+        "mean_return": float(np.mean(ev.returns)),
+        "std_return": float(np.std(ev.returns)),
+    }
+    if spec.success_rate:
+        metrics["success_rate"] = float(np.mean(ev.success))
+    metrics.update(
+        {
+            "expert_mean_return": float(np.mean(expert_ev.returns)),
+            "certified_lipschitz": float(cert.value),
+            "certificate_method": cert.method,
+            "budget_by_construction": float(net.lipschitz_bound()),
+            "sampled_lipschitz_lower_bound": lower,
+            "train_seconds": train_s,
+            "final_imitation_mse": res.history.loss[-1],
+        }
+    )
+    sections = [section(out, net, quick, seed) for section in spec.sections]
+    for s in sections:
+        metrics.update(s.metrics)
+    images = spec.plots(out, net, plant, [r for s in sections for r in s.regions])
+    plot_training(res.history, out / "training_curve.png", spec.loss_label)
+    plot_bounds(rows, out / "lipschitz_bounds.png", lower)
+    images += [
+        ("Lipschitz bounds by method", "lipschitz_bounds.png"),
+        ("Training curve", "training_curve.png"),
+    ]
+    images += [im for s in sections for im in s.images]
+    extra = "\n\n".join(t for t in [spec.extra, *(s.text for s in sections)] if t)
+    metrics["total_seconds"] = time.perf_counter() - t_start
+    intro = spec.intro.format(
+        env_id=spec.env_id,
+        episodes=episodes,
+        widths=net.widths,
+        lipschitz=cfg.lipschitz,
+        optimizer=cfg.optimizer,
+    )
+    report = write_report(out, f"certnet demo: {spec.name}", intro, rows, metrics, images, extra)
+    files += [report, out / "metrics.json"] + [out / name for _, name in images]
+    files += [f for s in sections for f in s.files]
+    return DemoResult(spec.name, out, report, metrics, cert, net, res.history, files)
+
+
+def draw_region(ax: Any, region: Region, color: str = "C3") -> None:
+    """Draw the ellipse of ``region`` on the matplotlib axes ``ax``."""
+    t = np.linspace(0.0, 2.0 * np.pi, 300)
+    L = np.linalg.cholesky(np.asarray(region.P, dtype=np.float64))
+    ell = np.asarray(region.center, dtype=np.float64)[:, None] + np.linalg.solve(
+        L.T, np.stack([np.cos(t), np.sin(t)])
+    )
+    ax.fill(ell[0], ell[1], color=color, alpha=0.25, lw=0)
+    ax.plot(ell[0], ell[1], color=color, lw=1.5, label=region.label)
+
+
+def demo_main(run: Callable[..., DemoResult], name: str, argv: list[str] | None) -> DemoResult:
+    """``python demos/NAME.py [OUT] [--quick]``: run the demo, print a one-line summary."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    quick = "--quick" in args
+    rest = [a for a in args if a != "--quick"]
+    result = run(Path(rest[0]) if rest else Path("out") / name, quick=quick)
+    print(
+        f"mean return {result.metrics['mean_return']:.1f} over {result.metrics['episodes']} "
+        f"episodes; certified Lipschitz bound {result.certificate.value:.4g} "
+        f"({result.certificate.method}); report: {result.report_path}"
+    )
+    return result
