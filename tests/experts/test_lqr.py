@@ -27,8 +27,9 @@ def test_dlqr_cannot_hold_beyond_torque_limit():
     assert not plant.is_settled(ro.states[:, -1]).any()
 
 
-@pytest.mark.parametrize("make", [cn.plants.InvertedPendulum, cn.plants.CartPole,
-                                  cn.plants.VehicleLateral])
+@pytest.mark.parametrize(
+    "make", [cn.plants.InvertedPendulum, cn.plants.CartPole, cn.plants.VehicleLateral]
+)
 def test_lqr_stabilises_other_plants(make):
     plant = make()
     x0 = torch.as_tensor(plant.reset_low * 0.5)[None]

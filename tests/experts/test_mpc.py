@@ -19,8 +19,9 @@ def test_mpc_respects_limits_and_stabilises():
 def test_mpc_matches_lqr_when_constraints_inactive():
     plant = cn.plants.VehicleLateral()
     obs = np.array([0.01, 0.0, 0.005, 0.0])
-    np.testing.assert_allclose(cn.experts.mpc(plant, 30)(obs), cn.experts.lqr(plant)(obs),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        cn.experts.mpc(plant, 30)(obs), cn.experts.lqr(plant)(obs), atol=1e-3
+    )
 
 
 def test_errors(monkeypatch):

@@ -41,6 +41,21 @@ def test_errors():
         cn.experts.swing_up(cn.plants.Pendulum(), gain=0)
     with pytest.raises(ValueError, match="the plant has no torque limit"):
         cn.experts.swing_up(cn.plants.InvertedPendulum())
+    with pytest.raises(ValueError, match=r"catch_angle must be in \(0, π\] rad, got -1"):
+        cn.experts.swing_up(cn.plants.Pendulum(), catch_angle=-1)
+
+
+def test_pendulum_catch_by_angle_or_by_cost_to_go():
+    plant = cn.plants.Pendulum()
+    by_angle = cn.experts.swing_up(plant)
+    assert by_angle.catch_angle == 1.0 and by_angle.gain == pytest.approx(2 / 15)
+    by_cost = cn.experts.swing_up(plant, catch=1.24)
+    assert by_cost.catch_angle is None
+    # 0.9 rad from upright, moving fast away: caught by angle, pumped by cost-to-go
+    x = torch.tensor([[0.9, 3.0]], dtype=torch.float64)
+    obs = plant.observe(x)
+    assert torch.equal(by_angle(obs), by_angle.lqr(obs))
+    assert not torch.equal(by_cost(obs), by_cost.lqr(obs))
 
 
 def test_cartpole_swing_up_from_hanging():
@@ -49,7 +64,8 @@ def test_cartpole_swing_up_from_hanging():
     pi = cn.experts.swing_up(plant)
     g = torch.Generator().manual_seed(0)
     x0 = (torch.rand(8, 4, generator=g, dtype=torch.float64) - 0.5) * torch.tensor(
-        [1.0, 0.4, 0.6, 0.6], dtype=torch.float64)
+        [1.0, 0.4, 0.6, 0.6], dtype=torch.float64
+    )
     x0[:, 2] += np.pi
     ro = plant.rollout(pi, x0, 1000)
     assert plant.is_settled(ro.states[:, -1]).all()
