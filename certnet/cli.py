@@ -2,7 +2,8 @@
 
 Commands: ``demo``, ``train``, ``verify``, ``simulate``, ``evaluate``, ``export``, ``info``,
 ``version``. Every command that reports numbers takes ``--json`` and then prints one JSON object
-on stdout (nothing else), for scripts.
+on stdout (nothing else), for scripts: while the command works, whatever it would print on
+stdout (rich progress bars, library messages) goes to stderr instead.
 
 Errors a user can fix (missing file, unknown name, bad config, a certificate that does not
 re-verify) print one line ``error: …`` on stderr and exit with code 2, never a traceback.
@@ -11,13 +12,16 @@ re-verify) print one line ``error: …`` on stderr and exit with code 2, never a
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import json
 import math
 import re
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -108,9 +112,39 @@ def _number(x: Any) -> Any:
     return x
 
 
+#: The real stdout while a ``--json`` command runs (its own stdout is sent to stderr).
+_JSON_STDOUT: contextvars.ContextVar[TextIO | None] = contextvars.ContextVar(
+    "certnet_json_stdout", default=None
+)
+
+
+def _json_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Decorate every command that takes ``--json``: stdout then carries the JSON object only.
+
+    While the command works, ``sys.stdout`` is redirected to stderr, so rich's progress bars
+    (the trainers draw on ``sys.stdout`` as it is when they draw), ANSI codes and any stray
+    print stay visible in a terminal but never mix into the JSON; :func:`_emit` writes the
+    object on the real stdout.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        if not kwargs.get("as_json"):
+            return command(*args, **kwargs)
+        token = _JSON_STDOUT.set(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return command(*args, **kwargs)
+        finally:
+            _JSON_STDOUT.reset(token)
+
+    return run
+
+
 def _emit(as_json: bool, payload: dict[str, Any], table: Table | None = None) -> None:
     if as_json:
-        typer.echo(json.dumps({k: _number(v) for k, v in payload.items()}, default=str))
+        text = json.dumps({k: _number(v) for k, v in payload.items()}, default=str)
+        typer.echo(text, file=_JSON_STDOUT.get())
     elif table is not None:
         _out.print(table)
 
@@ -147,6 +181,7 @@ def version() -> None:
 
 
 @app.command()
+@_json_command
 def info(
     model: Annotated[Path, typer.Argument(help="A .safetensors file written by certnet.save.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -172,6 +207,7 @@ def info(
 
 
 @app.command()
+@_json_command
 def demo(
     name: Annotated[str, typer.Argument(help="Demo name, e.g. pendulum.")] = "pendulum",
     out: Annotated[
@@ -280,6 +316,7 @@ def _make_expert(name: str, plant):
 
 
 @app.command()
+@_json_command
 def train(
     config: Annotated[Path, typer.Argument(help="A TOML run config (see examples/pendulum.toml).")],
     out: Annotated[
@@ -294,10 +331,6 @@ def train(
     out = out if out is not None else Path("runs") / config.stem
     raw, method, cfg, plant, expert = _train_setup(config, out, resume)
     train_mod = _require("train")
-    if as_json:
-        import dataclasses
-
-        cfg = dataclasses.replace(cfg, progress=False)
     with _user_errors():
         if method == "imitate":
             result = train_mod.imitate(expert, plant, cfg)
@@ -330,6 +363,7 @@ def _jsonable_config(cfg: Any) -> dict[str, Any]:
 
 
 @app.command()
+@_json_command
 def simulate(
     model: Annotated[
         Path, typer.Argument(help="A .safetensors controller (observation → action).")
@@ -408,6 +442,7 @@ def _plot_rollout(plant, states, actions, path: Path) -> None:
 
 
 @app.command()
+@_json_command
 def verify(
     model: Annotated[Path, typer.Argument(help="A .safetensors file written by certnet.save.")],
     method: Annotated[Method, typer.Option("--method", help="Certificate method.")] = Method.auto,
@@ -474,6 +509,7 @@ def verify(
 
 
 @app.command()
+@_json_command
 def evaluate(
     model: Annotated[Path, typer.Argument(help="A .safetensors controller.")],
     env: Annotated[
@@ -525,6 +561,7 @@ def _nanmean(values) -> float:
 
 
 @app.command()
+@_json_command
 def export(
     model: Annotated[Path, typer.Argument(help="A .safetensors controller.")],
     onnx: Annotated[Path, typer.Option("--onnx", help="Destination .onnx file.")],

@@ -171,12 +171,19 @@ def test_train_tiny_config_reduces_cost_and_keeps_the_bound(tmp_path):
 
 
 def test_train_resume_continues_identically(tmp_path):
-    straight = run_json("train", _config(tmp_path, TINY.format(iterations=4)), "--out",
-                        tmp_path / "a")
-    run_json("train", _config(tmp_path, TINY.format(iterations=2), "half.toml"), "--out",
-             tmp_path / "b")
-    resumed = run_json("train", _config(tmp_path, TINY.format(iterations=4), "full.toml"),
-                       "--out", tmp_path / "b", "--resume")
+    straight = run_json(
+        "train", _config(tmp_path, TINY.format(iterations=4)), "--out", tmp_path / "a"
+    )
+    run_json(
+        "train", _config(tmp_path, TINY.format(iterations=2), "half.toml"), "--out", tmp_path / "b"
+    )
+    resumed = run_json(
+        "train",
+        _config(tmp_path, TINY.format(iterations=4), "full.toml"),
+        "--out",
+        tmp_path / "b",
+        "--resume",
+    )
     assert resumed["iterations"] == 4
     assert resumed["final_loss"] == straight["final_loss"]
     x = torch.randn(16, 3)
@@ -240,8 +247,9 @@ def test_train_missing_config_and_checkpoint(tmp_path):
 # ------------------------------------------------------------------------------ simulate
 def test_simulate_pendulum_with_plot(model, tmp_path):
     png = tmp_path / "loop.png"
-    out = run_json("simulate", model, "--plant", "pendulum", "--steps", 20, "--x0", "0.3,0.0",
-                   "--plot", png)
+    out = run_json(
+        "simulate", model, "--plant", "pendulum", "--steps", 20, "--x0", "0.3,0.0", "--plot", png
+    )
     assert out["steps"] == 20 and out["x0"] == [0.3, 0.0] and len(out["final_state"]) == 2
     assert png.is_file() and png.stat().st_size > 1000
     r = run("simulate", model, "--steps", 5)
@@ -279,7 +287,6 @@ def test_evaluate_on_pendulum(model):
 def test_evaluate_matches_export_evaluate(model):
     import gymnasium
 
-
     out = run_json("evaluate", model, "--episodes", 2)
     env = gymnasium.make("Pendulum-v1")
     ev = export.evaluate(export.to_policy(cn.load(model), env=env), "Pendulum-v1", 2, 0)
@@ -304,8 +311,9 @@ def test_export_onnx_with_certificate(model, tmp_path):
     cert_path = tmp_path / "cert.json"
     run_json("verify", model, "--method", "product", "--out", cert_path)
     onnx_path = tmp_path / "deep" / "ctrl.onnx"
-    out = run_json("export", model, "--onnx", onnx_path, "--certificate", cert_path,
-                   "--plant", "pendulum")
+    out = run_json(
+        "export", model, "--onnx", onnx_path, "--certificate", cert_path, "--plant", "pendulum"
+    )
     assert out["action_limits"] == [[-2.0], [2.0]]
     meta = export.read_onnx_metadata(onnx_path)
     stored = cn.verify.Certificate.from_json(meta["certnet.certificate"])
@@ -320,8 +328,12 @@ def test_export_refuses_a_certificate_of_other_weights(model, tmp_path):
     r = run("export", model, "--onnx", tmp_path / "c.onnx", "--certificate", cert_path)
     user_error(r, r"made for weights with fingerprint")
     assert not (tmp_path / "c.onnx").exists()
-    user_error(run("export", model, "--onnx", tmp_path / "c.onnx", "--certificate",
-                   tmp_path / "none.json"), r"no such certificate file")
+    user_error(
+        run(
+            "export", model, "--onnx", tmp_path / "c.onnx", "--certificate", tmp_path / "none.json"
+        ),
+        r"no such certificate file",
+    )
 
 
 # ------------------------------------------------------------------------------ demo
@@ -339,14 +351,14 @@ def test_demo_reports_where_the_report_is(tmp_path, monkeypatch):
         calls.update(name=name, out=out, quick=quick, seed=seed)
         net = cn.nn.NormalizedMLP([3, 4, 1], lipschitz=2.0, seed=seed)
         cert = cn.verify.lipschitz(net, method="product")
-        return demos.DemoResult(name, out, out / "report.md", {"mean_return": -123.0},
-                                cert, net, None)
+        return demos.DemoResult(
+            name, out, out / "report.md", {"mean_return": -123.0}, cert, net, None
+        )
 
     monkeypatch.setattr(demos, "run", tiny_run)
     monkeypatch.chdir(tmp_path)
     out = run_json("demo", "pendulum", "--quick", "--seed", 7)
-    assert calls == {"name": "pendulum", "out": Path("runs/pendulum"), "quick": True,
-                     "seed": 7}
+    assert calls == {"name": "pendulum", "out": Path("runs/pendulum"), "quick": True, "seed": 7}
     assert out["report"] == "runs/pendulum/report.md" and out["mean_return"] == -123.0
     assert out["lipschitz_certified"] is True and out["lipschitz_value"] <= 2.0
     r = run("demo")
@@ -362,7 +374,8 @@ def test_demo_pendulum_quick_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "example", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml")),
+    "example",
+    sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml")),
     ids=lambda p: p.name,
 )
 def test_example_configs_are_valid(example, tmp_path):
@@ -371,3 +384,77 @@ def test_example_configs_are_valid(example, tmp_path):
     raw, method, cfg, plant, expert = _train_setup(example, tmp_path, False)
     assert method in ("optimize_policy", "imitate") and (expert is None) == (method != "imitate")
     assert len(cfg.x0_low) == plant.n_states and cfg.checkpoint == str(tmp_path / "checkpoint.pt")
+
+
+# ------------------------------------------------------------------------------ --json
+@pytest.fixture
+def terminal(monkeypatch):
+    """Make rich treat every stream as a terminal (live progress bars, ANSI codes), as when a
+    user runs ``certnet … --json`` in a shell."""
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+
+
+def _only_json(r) -> dict:
+    """stdout is exactly one JSON object on one line: no progress bar, no ANSI code."""
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stdout and len(r.stdout.strip().splitlines()) == 1, r.stdout
+    return json.loads(r.stdout)
+
+
+def test_demo_json_keeps_progress_off_stdout(tmp_path, monkeypatch, terminal):
+    def training_run(name, out, quick=False, seed=0):
+        cfg = cn.train.ImitationConfig(
+            hidden=(4,), iterations=2, episodes=2, steps=3, epochs=1, progress=True
+        )
+        plant = plants.Pendulum()
+        res = cn.train.imitate(cn.experts.lqr(plant), plant, cfg)
+        cert = cn.verify.lipschitz(res.net, method="product")
+        return demos.DemoResult(
+            name, out, out / "report.md", {"mean_return": -1.0}, cert, res.net, res.history
+        )
+
+    monkeypatch.setattr(demos, "run", training_run)
+    r = run("demo", "pendulum", "--out", tmp_path, "--json")
+    assert _only_json(r)["mean_return"] == -1.0
+    assert "DAgger" in r.stderr  # the progress bar is still shown, on stderr
+
+
+def test_train_json_keeps_progress_off_stdout(tmp_path, terminal):
+    cfg = _config(
+        tmp_path, TINY.format(iterations=2).replace("progress = false", "progress = true")
+    )
+    out = _only_json(run("train", cfg, "--out", tmp_path / "run", "--json"))
+    assert out["iterations"] == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("info",),
+        ("verify", "--lower-bound"),
+        ("simulate", "--steps", 3),
+        ("evaluate", "--episodes", 1),
+        ("export", "--onnx", "{tmp}/c.onnx", "--plant", "pendulum"),
+    ],
+    ids=lambda a: a[0],
+)
+def test_every_json_command_prints_only_json_on_a_terminal(args, model, tmp_path, terminal):
+    cmd, *rest = args
+    _only_json(run(cmd, model, *[str(a).format(tmp=tmp_path) for a in rest], "--json"))
+
+
+def test_every_command_with_json_sends_its_work_to_stderr():
+    import inspect
+
+    from certnet import cli
+
+    with_json = [
+        c.callback.__name__
+        for c in app.registered_commands
+        if "as_json" in inspect.signature(c.callback).parameters
+    ]
+    assert len(with_json) == 7
+    for c in app.registered_commands:
+        if c.callback.__name__ in with_json:
+            assert c.callback.__wrapped__ is not None, c.callback.__name__
+    assert cli._JSON_STDOUT.get() is None
