@@ -314,6 +314,13 @@ def _loop_certificates(
     return out
 
 
+def _roa_max_lateral_error(stab: Any) -> float:
+    """Largest |e| (m) in the certified ellipsoid xᵀPx ≤ 1: sqrt((P⁻¹)₀₀); NaN if uncertified."""
+    if not stab.certified:
+        return math.nan
+    return float(np.sqrt(np.linalg.inv(stab.array("P"))[0, 0]))
+
+
 def _ellipse(P: np.ndarray, idx: tuple[int, int], *, project: bool) -> np.ndarray:
     """Boundary (2, 400) of the ellipsoid xᵀPx ≤ 1 sliced at the other states = 0, or projected
     onto the coordinates ``idx``."""
@@ -499,7 +506,7 @@ def run(out: str | Path, quick: bool = False, seed: int = 0) -> DemoResult:
         track[who] = tracking(plant, resp.outputs[:4], resp.outputs[4], U)
 
     stab, l2 = loops["network"]["stability"]["cert"], loops["network"]["l2"]["cert"]
-    P = stab.array("P") if stab.certified else None
+    lqr_stab = loops["LQR"]["stability"]["cert"]
     metrics: dict[str, Any] = {
         "plant": "VehicleLateral",
         "certified_lipschitz": float(cert.value),
@@ -509,14 +516,14 @@ def run(out: str | Path, quick: bool = False, seed: int = 0) -> DemoResult:
         "sampled_lipschitz_lower_bound": lower,
         "closed_loop_stability_certified": bool(stab.certified),
         "closed_loop_rho": float(stab.value),
-        "roa_max_lateral_error_m": float(np.sqrt(np.linalg.inv(P)[0, 0]))
-        if P is not None
-        else math.nan,
+        "roa_max_lateral_error_m": _roa_max_lateral_error(stab),
         "certified_l2_gain": float(l2.value),
         "simulated_l2_gain_lower_bound": float(sampled.max()),
         "linearised_l2_gain": float(curves["network"].max()),
         "lqr_certified_l2_gain": float(loops["LQR"]["l2"]["cert"].value),
         "lqr_linear_l2_gain": float(curves["LQR"].max()),
+        "lqr_closed_loop_rho": float(lqr_stab.value),
+        "lqr_roa_max_lateral_error_m": _roa_max_lateral_error(lqr_stab),
         "l2_energy_bound_rad2": ENERGY,
     }
     for who, prefix in (("network", "nn"), ("LQR", "lqr")):
