@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from certnet.geometry import inner
-from certnet.optim.curve import Closure, SphereOptimizer, unit_angle_direction
+from certnet.geometry import inner, norm
+from certnet.optim.curve import Closure, SphereOptimizer
 from certnet.optim.mm import KAPPA_INIT, mm_step_size
 
 __all__ = ["AutoNewton", "curve_derivatives", "ARMIJO", "MAX_HALVINGS"]
@@ -22,7 +22,11 @@ MAX_HALVINGS = 60
 def curve_derivatives(
     opt: SphereOptimizer, closure: Closure
 ) -> tuple[float, float, float, list, list]:
-    """φ(0), φ'(0) and φ''(0) along the unit-angle update curve Γ(η), by nested autodiff.
+    """φ(0), φ'(0) and φ''(0) along the update curve Γ(η), by nested autodiff.
+
+    The curve's direction is the optimiser's search direction
+    (:func:`certnet.optim.direction.search_direction`; it reads and updates the L-BFGS
+    memory).
 
     φ(η) = loss(Γ(η)), Γ_k(η) = (Exp_{W_k}(η D_k), b_k + η d_k). By the chain rule
 
@@ -39,7 +43,8 @@ def curve_derivatives(
     """
     loss, gw, gb, raw = opt._loss_and_grad(closure, create_graph=True)
     layers = opt._layers
-    dw, db, g = unit_angle_direction(layers, gw, gb)
+    direction = opt._direction(gw, gb)
+    dw, db, g = direction.dw, direction.db, direction.slope
     vs = list(dw) + [d for d in db if d is not None]
     with torch.enable_grad():
         s = sum(inner(r, v) for r, v in zip(raw, vs, strict=True))
@@ -59,14 +64,17 @@ def curve_derivatives(
 class AutoNewton(SphereOptimizer):
     """Newton step along the update curve on the product of spheres. No learning rate.
 
-    Each step computes φ(0), φ'(0) = −G and φ''(0) along the same unit-angle curve Γ(η) as
-    :class:`MM` (:func:`curve_derivatives`), and proposes the Newton step η = G / φ''(0).
+    Each step computes φ(0), φ'(0) = −G and φ''(0) along the same update curve Γ(η) as
+    :class:`MM` (L-BFGS direction in angle coordinates, unit total angle;
+    :func:`curve_derivatives`), and proposes the Newton step η = G / φ''(0): the exact
+    second-order model of the loss along the curve, where L-BFGS alone would guess the step
+    from past curvature.
 
     Safeguard (documented in docs/optimisers.md and tested):
 
     1. if φ''(0) ≤ 0 or is not finite (negative curvature: Newton would point uphill or to
        infinity), the MM step η = log((1 + √(1 + 4G)) / 2) is proposed instead;
-    2. η is capped at L·π/2, so no layer turns by more than π/2 rad;
+    2. η is capped so that no layer turns by more than π/2 rad;
     3. Armijo backtracking: η is halved until φ(η) ≤ φ(0) − 10⁻⁴ η G (at most 60 halvings;
        after that the weights stay and η = 0 is recorded). So the loss never increases.
 
@@ -75,17 +83,19 @@ class AutoNewton(SphereOptimizer):
     net : nn.Module
         Network whose trainable parameters are all in :class:`~certnet.nn.FrobeniusLinear`
         layers with mode "sphere".
+    direction : {"lbfgs", "gradient"}
+        Search direction, as for :class:`MM`.
 
     Raises
     ------
     TypeError
         A trainable parameter is not on a Frobenius sphere; ``net`` is not a module.
     ValueError
-        A layer uses mode "ball".
+        A layer uses mode "ball"; an unknown ``direction``.
     """
 
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__(net, {})
+    def __init__(self, net: nn.Module, direction: str = "lbfgs") -> None:
+        super().__init__(net, {}, direction=direction)
 
     def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
         """One safeguarded Newton step.
@@ -113,7 +123,9 @@ class AutoNewton(SphereOptimizer):
         depth = len(self._layers)
         source = "newton" if (math.isfinite(d2) and d2 > 0.0) else "mm"
         eta = g / d2 if source == "newton" else mm_step_size(g, KAPPA_INIT)
-        eta = min(eta, depth * math.pi / 2.0)
+        turn = max(float(norm(d)) / lin.radius for lin, d in zip(self._layers, dw, strict=True))
+        if turn > 0.0:
+            eta = min(eta, (math.pi / 2.0) / turn)
         saved = self._save()
         angles, tries, accepted = [0.0] * depth, 0, 0.0
         if g > 0.0:
@@ -125,6 +137,7 @@ class AutoNewton(SphereOptimizer):
                 eta /= 2.0
             else:
                 self._restore(saved)
+        self._record(accepted)
         st = self._state
         st["step"] = self.steps_done + 1
         st["last"] = {

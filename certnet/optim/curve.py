@@ -22,6 +22,7 @@ from torch import nn
 
 from certnet.geometry import expmap, inner, norm, proju, projx
 from certnet.nn.frobenius import FrobeniusLinear
+from certnet.optim.direction import DIRECTIONS, Direction, record_step, search_direction
 
 __all__ = ["SphereOptimizer", "find_layers", "unit_angle_direction"]
 
@@ -119,9 +120,16 @@ class SphereOptimizer(torch.optim.Optimizer):
         Network; see :func:`find_layers`.
     defaults : dict
         As for ``torch.optim.Optimizer``.
+    direction : {"lbfgs", "gradient"}
+        Search direction of :meth:`_direction` (see :mod:`certnet.optim.direction`).
     """
 
-    def __init__(self, net: nn.Module, defaults: dict) -> None:
+    def __init__(self, net: nn.Module, defaults: dict, direction: str = "lbfgs") -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(
+                f"unknown direction {direction!r}; choose one of: {', '.join(DIRECTIONS)}"
+            )
+        self.direction = direction
         layers = []
         for k, lin in enumerate(find_layers(net)):
             if lin.point.requires_grad:
@@ -148,6 +156,28 @@ class SphereOptimizer(torch.optim.Optimizer):
     def steps_done(self) -> int:
         """Number of completed calls to ``step``."""
         return int(self._state.get("step", 0))
+
+    def restart(self) -> None:
+        """Forget the L-BFGS memory: the next step is a steepest-descent step.
+
+        Call it when the objective changes between steps (new data): the curvature pairs
+        describe one objective.
+        """
+        self._state.pop("memory", None)
+
+    def _direction(self, gw, gb) -> Direction:
+        """The search direction from the gradients (reads the L-BFGS memory)."""
+        memory = self._state.setdefault("memory", {})
+        return search_direction(self._layers, gw, gb, memory, self.direction)
+
+    def _record(self, eta: float) -> None:
+        """Tell the L-BFGS memory which step along the last direction was taken."""
+        record_step(self._state.setdefault("memory", {}), eta)
+
+    @staticmethod
+    def _eta_cap(d: Direction) -> float:
+        """Largest η at which no layer turns by more than π/2 rad along ``d``."""
+        return math.inf if d.turn == 0.0 else (math.pi / 2.0) / d.turn
 
     def _bias(self, lin: FrobeniusLinear) -> torch.Tensor | None:
         return lin.bias if lin.bias is not None and lin.bias.requires_grad else None

@@ -7,9 +7,9 @@ import math
 import torch
 from torch import nn
 
-from certnet.optim.curve import Closure, SphereOptimizer, unit_angle_direction
+from certnet.optim.curve import Closure, SphereOptimizer
 
-__all__ = ["MM", "majoriser", "mm_step_size"]
+__all__ = ["MM", "majoriser", "mm_step_size", "fitted_kappa"]
 
 #: Curvature scale κ of the majoriser at the first step (AGD's value for normalised data).
 KAPPA_INIT = 1.0
@@ -56,30 +56,46 @@ def mm_step_size(g: float, kappa: float = 1.0) -> float:
 class MM(SphereOptimizer):
     """Majorisation–minimisation optimiser for Frobenius-normalised networks. No learning rate.
 
-    Each step evaluates the loss φ(0) and its Riemannian gradient, forms the unit-angle curve
-    Γ(η) of :func:`certnet.optim.curve.unit_angle_direction` (slope φ'(0) = −G), minimises the
-    majoriser M_κ(η) = φ(0) − ηG + (κ/2)(e^η − 1)² in closed form (:func:`mm_step_size`) and
-    moves to Γ(η*) along geodesics, so ‖W_k‖_F = r_k and the Lipschitz bound hold exactly.
+    Each step evaluates the loss φ(0) and its Riemannian gradient, forms the search direction
+    of :func:`certnet.optim.direction.search_direction` (L-BFGS in angle coordinates,
+    scaled to unit total angle, slope φ'(0) = −G), minimises the majoriser
+    M_κ(η) = φ(0) − ηG + (κ/2)(e^η − 1)² in closed form (:func:`mm_step_size`) and moves to
+    Γ(η*) along geodesics, so ‖W_k‖_F = r_k and the Lipschitz bound hold exactly.
 
-    Safeguard (monotone decrease): the step is accepted only if φ(η*) ≤ φ(0); otherwise κ is
-    doubled (η* shrinks) and the step re-tried, up to 60 times (then the weights stay and η = 0
-    is recorded). κ is estimated online: doubled whenever the accepted loss lies above M_κ(η*)
-    (the model was too optimistic), halved whenever it lies below M_{κ/2}(η*) (a twice flatter
-    model would also have held). κ starts at 1, AGD's value on normalised data. See
-    docs/optimisers.md for what is proven and what is heuristic.
+    The curvature scale κ is *fitted*, not fixed: every trial η gives the loss φ(η), and
+
+        κ̂ = 2 (φ(η) − φ(0) + ηG) / (e^η − 1)²
+
+    is the κ whose majoriser passes exactly through the observed loss. Per step:
+
+    1. trial η₁ = η*(κ) with κ from the previous step (1 at the first: AGD's value on data
+       normalised by the network's gain), capped so that no layer turns by more than π/2;
+    2. if φ(η₁) > φ(0) the trial is refused, κ ← max(2κ, κ̂) and the trial repeated (at most
+       60 times; then the weights are restored and η = 0 is recorded). So the loss never
+       increases (**monotone safeguard**);
+    3. otherwise, if the fitted majoriser's minimiser η₂ = η*(κ̂) (or 2η₁ when κ̂ ≤ 0: the loss
+       fell faster than linearly) differs from η₁ by more than a factor 2, it is tried once
+       and the lower of the two losses is kept;
+    4. the next step starts from the κ̂ of the kept point (κ/2 if κ̂ ≤ 0).
+
+    See docs/optimisers.md for what is proven and what is heuristic.
 
     Parameters
     ----------
     net : nn.Module
         Network whose trainable parameters are all in :class:`~certnet.nn.FrobeniusLinear`
         layers with mode "sphere".
+    direction : {"lbfgs", "gradient"}
+        Search direction: Riemannian L-BFGS (default) or steepest descent, both in angle
+        coordinates (:mod:`certnet.optim.direction`). Call :meth:`restart` when the
+        objective changes between steps.
 
     Raises
     ------
     TypeError
         A trainable parameter is not on a Frobenius sphere; ``net`` is not a module.
     ValueError
-        A layer uses mode "ball".
+        A layer uses mode "ball"; an unknown ``direction``.
 
     Examples
     --------
@@ -92,8 +108,8 @@ class MM(SphereOptimizer):
     True
     """
 
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__(net, {})
+    def __init__(self, net: nn.Module, direction: str = "lbfgs") -> None:
+        super().__init__(net, {}, direction=direction)
 
     def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
         """One MM step.
@@ -120,25 +136,68 @@ class MM(SphereOptimizer):
         phi0 = float(loss.detach())
         st = self._state
         kappa = float(st.get("kappa", KAPPA_INIT))
-        dw, db, g = unit_angle_direction(self._layers, gw, gb)
+        d = self._direction(gw, gb)
+        g, cap = d.slope, self._eta_cap(d)
         saved = self._save()
-        eta, angles, tries = 0.0, [0.0] * len(self._layers), 0
+        best: tuple[float, float, float] | None = None  # (φ, η, κ̂) of the best accepted trial
+        tries = 0
+
+        def trial(eta: float) -> tuple[float, float]:
+            nonlocal tries
+            tries += 1
+            self._move(saved, d.dw, d.db, eta)
+            phi = self._value(closure)
+            return phi, fitted_kappa(eta, phi, phi0, g)
+
         if g > 0.0:
-            for tries in range(1, MAX_TRIES + 1):  # noqa: B007 (tries is reported)
-                trial = mm_step_size(g, kappa)
-                trial_angles = self._move(saved, dw, db, trial)
-                phi = self._value(closure)
-                if phi <= phi0:
-                    eta, angles = trial, trial_angles
-                    if phi > majoriser(trial, phi0, g, kappa):
-                        kappa *= 2.0
-                    elif phi <= majoriser(trial, phi0, g, kappa / 2.0):
-                        kappa /= 2.0
+            for _ in range(MAX_TRIES):
+                if not math.isfinite(kappa):  # no step size left to try: stationary along Γ
                     break
-                kappa *= 2.0
-            else:
-                self._restore(saved)
-        st["kappa"] = kappa
+                eta = min(mm_step_size(g, kappa), cap)
+                phi, fit = trial(eta)
+                if phi <= phi0:
+                    best = (phi, eta, fit)
+                    if 0.0 < fit < math.inf:
+                        refined = min(mm_step_size(g, fit), cap)
+                    else:  # κ̂ ≤ 0: the loss fell faster than linearly (κ̂ = inf: η underflowed)
+                        refined = eta if fit == math.inf else min(2.0 * eta, cap)
+                    if not 0.5 * eta <= refined <= 2.0 * eta:
+                        phi2, fit2 = trial(refined)
+                        if phi2 < phi:
+                            best = (phi2, refined, fit2)
+                    break
+                kappa = max(2.0 * kappa, fit) if math.isfinite(fit) else 2.0 * kappa
+        angles = [0.0] * len(self._layers)
+        if best is None:
+            self._restore(saved)
+            eta = 0.0
+        else:
+            _, eta, fit = best
+            angles = self._move(saved, d.dw, d.db, eta)
+            kappa = fit if 0.0 < fit < math.inf else kappa / 2.0
+        self._record(eta)
+        st["kappa"] = kappa if math.isfinite(kappa) else KAPPA_INIT
         st["step"] = self.steps_done + 1
-        st["last"] = {"eta": eta, "G": g, "angles": angles, "evaluations": 1 + tries}
+        st["last"] = {
+            "eta": eta,
+            "G": g,
+            "pairs": d.pairs,
+            "angles": angles,
+            "evaluations": 1 + tries,
+        }
         return loss.detach()
+
+
+def fitted_kappa(eta: float, phi: float, phi0: float, g: float) -> float:
+    """κ̂ = 2 (φ(η) − φ(0) + ηG) / (e^η − 1)²: the κ with M_κ(η) = φ(η) (``inf`` if φ is).
+
+    Examples
+    --------
+    >>> eta = 0.3; k = fitted_kappa(eta, majoriser(eta, 1.0, 0.5, 4.0), 1.0, 0.5)
+    >>> round(k, 12)
+    4.0
+    """
+    bend = math.expm1(eta) ** 2
+    if not math.isfinite(phi) or bend == 0.0:
+        return math.inf
+    return 2.0 * (phi - phi0 + eta * g) / bend

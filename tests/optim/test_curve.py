@@ -89,7 +89,18 @@ def test_state_dict_resume_is_bit_identical(problem, make_opt):
         opt_a.step(closure_for(a))
         opt_b.step(closure_for(b))
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
-    assert opt_a.state_dict()["state"] == opt_b.state_dict()["state"]
+    assert _same(opt_a.state_dict()["state"], opt_b.state_dict()["state"])
+
+
+def _same(a, b) -> bool:
+    """Bit-identical nested optimiser state (dicts, lists, tuples, tensors, numbers)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return a == b
 
 
 def _long_run(make_opt, steps):
