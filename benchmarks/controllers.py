@@ -233,7 +233,10 @@ def _vehicle_section(m: dict) -> list[str]:
         f"{m['expert_gain_norm']:.4g} (‖K‖₂) | {m['lqr_rms_lateral_error_m']:.4g} / "
         f"{m['lqr_max_lateral_error_m']:.4g} | {m['lqr_cost']:.4g} |",
         "",
-        f"Training {m['train_seconds']:.0f} s, demo wall time {m['wall_seconds']:.0f} s.",
+        f"On {m['episodes']} seeded episodes of `{m['env']}` (10 s, random starts): mean return "
+        f"{m['mean_return']:.3f} ± {m['std_return']:.3f} for the network, "
+        f"{m['expert_mean_return']:.3f} for the LQR expert. Training {m['train_seconds']:.0f} s, "
+        f"demo wall time {m['wall_seconds']:.0f} s.",
         "",
         "![vehicle lane change](img/ctrl_vehicle_trajectories.png)",
         "![vehicle closed-loop gain](img/ctrl_vehicle_gain.png)",
