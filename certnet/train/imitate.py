@@ -93,13 +93,17 @@ def imitate(
             labels = torch.cat([run.data["labels"], labels])
         run.data = {"obs": obs, "labels": labels}
         loss = float("nan")
-        for _ in range(cfg.epochs):
-            if cfg.batch_size is None or cfg.batch_size >= obs.shape[0]:
+        full = cfg.batch_size is None or cfg.batch_size >= obs.shape[0]
+        for epoch in range(cfg.epochs):
+            if full:
                 xb, yb = obs, labels
             else:
                 idx = torch.randint(obs.shape[0], (cfg.batch_size,), generator=gen)
                 xb, yb = obs[idx], labels[idx]
-            loss = stepper.step(lambda xb=xb, yb=yb: ((net(xb) - yb) ** 2).sum(-1).mean())
+            loss = stepper.step(
+                lambda xb=xb, yb=yb: ((net(xb) - yb) ** 2).sum(-1).mean(),
+                new_objective=epoch == 0 or not full,
+            )
         with torch.no_grad():
             loss = float(((net(obs) - labels) ** 2).sum(-1).mean())
         return {"loss": loss, "dataset_size": obs.shape[0]}

@@ -79,7 +79,7 @@ def optimize_policy(
     def body(it: int) -> dict[str, float]:
         x0 = sample_box(low, high, cfg.batch, run.generator(it), dtype)
         h = horizon(it)
-        loss = stepper.step(lambda: rollout_cost(plant, net, x0, h))
+        loss = stepper.step(lambda: rollout_cost(plant, net, x0, h), new_objective=True)
         return {"loss": loss, "horizon": h}
 
     history = run.loop(cfg.iterations, body, "policy optimisation")

@@ -122,8 +122,15 @@ class Stepper:
         else:
             self.opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
 
-    def step(self, loss_fn: Callable[[], torch.Tensor]) -> float:
+    def step(self, loss_fn: Callable[[], torch.Tensor], *, new_objective: bool = False) -> float:
+        """One optimiser step on ``loss_fn``; the loss before the step.
+
+        ``new_objective``: the loss differs from the previous step's (new data or batch), so
+        MM drops its L-BFGS curvature pairs (:meth:`certnet.optim.MM.restart`).
+        """
         if self.kind == "mm":
+            if new_objective:
+                self.opt.restart()
             return float(self.opt.step(loss_fn))
         self.opt.zero_grad(set_to_none=True)
         loss = loss_fn()
