@@ -36,6 +36,7 @@ __all__ = [
     "timed_imitate",
     "demo_main",
     "draw_region",
+    "closed_loop_section",
     "certify",
     "save_controller",
     "plot_training",
@@ -183,7 +184,7 @@ def write_report(
         )
     lines += ["", "## Results", "", "| metric | value |", "|---|---|"]
     for k, v in metrics.items():
-        lines.append(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |")
+        lines.append(f"| {k} | {_number(v)} |" if isinstance(v, float) else f"| {k} | {v} |")
     if extra:
         lines += ["", extra]
     lines += ["", "## Plots", ""]
@@ -197,12 +198,24 @@ def write_report(
         "- `certificate.json` — the tightest certificate; `Certificate.load(p).check(net)` "
         "re-proves it",
         "- `metrics.json` — the numbers above",
-        "",
     ]
+    if (out / "closed_loop_certificate.json").is_file():
+        lines.append(
+            "- `closed_loop_certificate.json` — the closed-loop certificate; "
+            "`Certificate.load(p).check()` re-proves it from the weights stored in it"
+        )
+    lines.append("")
     path = out / "report.md"
     path.write_text("\n".join(lines))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return path
+
+
+def _number(v: float) -> str:
+    """Six significant digits, more when rounding would carry a value below 1 (a contraction
+    rate ρ) up to 1."""
+    text = f"{v:.6g}"
+    return f"{v:.12g}" if v < 1 <= float(text) else text
 
 
 def sampled_lipschitz(net: nn.Module, obs: Any) -> float:
@@ -293,6 +306,8 @@ class GymDemo:
     sections : tuple of callables
         ``section(out, net, quick, seed) -> Section``, run after training (e.g. closed-loop
         certificates, extra evaluations).
+    episodes : (int, int)
+        Evaluation episodes with ``quick`` and without.
     """
 
     name: str
@@ -309,6 +324,7 @@ class GymDemo:
     success_rate: bool = False
     network: Callable[[ImitationConfig], nn.Module] | None = None
     sections: tuple[Callable[[Path, nn.Module, bool, int], Section], ...] = ()
+    episodes: tuple[int, int] = (10, 100)
 
 
 def timed_imitate(
@@ -353,7 +369,7 @@ def run_gym_demo(spec: GymDemo, out: str | Path, quick: bool = False, seed: int 
     )
     lower = sampled_lipschitz(net, plant.observe(torch.tensor(states)))
     files = save_controller(net, out, cert)
-    episodes = 10 if quick else 100
+    episodes = spec.episodes[0] if quick else spec.episodes[1]
     ev = cn.export.evaluate(cn.export.to_policy(net, plant=plant), spec.env_id, episodes, seed)
     expert_ev = cn.export.evaluate(spec.expert, spec.env_id, episodes, seed)
     metrics: dict[str, Any] = {
@@ -399,6 +415,126 @@ def run_gym_demo(spec: GymDemo, out: str | Path, quick: bool = False, seed: int 
     files += [report, out / "metrics.json"] + [out / name for _, name in images]
     files += [f for s in sections for f in s.files]
     return DemoResult(spec.name, out, report, metrics, cert, net, res.history, files)
+
+
+def closed_loop_section(
+    plant: Any,
+    state_net: Any,
+    policy: Callable[[torch.Tensor], torch.Tensor],
+    out: Path,
+    *,
+    meaning: str,
+    x_eq: Any = None,
+    plane: tuple[int, int] = (0, 1),
+    quick: bool = False,
+    seed: int = 0,
+    steps: int = 500,
+    recheck: str = "`Certificate.load(p).check(net)` re-proves it on the saved controller.",
+) -> Section:
+    """Closed-loop certificate of x⁺ = F(x, sat(π(x))) around ``x_eq`` (sector method), with a
+    sampled check of the deployed controller on the nonlinear plant.
+
+    Parameters
+    ----------
+    plant : Plant
+        The plant (state units SI).
+    state_net : NormalizedMLP, nn.Sequential or LayerStack
+        The controller as state feedback u = π(x) (n → m), the network that is certified.
+    policy : callable
+        The deployed controller as batched torch state → action, for the sampled check.
+    out : Path
+        Where ``closed_loop_certificate.json`` goes.
+    meaning : str
+        Markdown saying what exactly is certified (which loop, what is linearised).
+    x_eq : array_like, optional
+        The loop's equilibrium (default ``plant.x_eq``).
+    plane : (int, int)
+        The two states of the phase portrait; the region is the ellipsoid's slice there (the
+        other states at their equilibrium values).
+    quick : bool
+        One SDP at a fixed Δv = 0.1 instead of the search.
+    seed : int
+        Seed of the sampled boundary states.
+    steps : int
+        Steps of the sampled check.
+    recheck : str
+        Markdown telling how to re-prove ``closed_loop_certificate.json``.
+
+    Returns
+    -------
+    Section
+        Text (certificate table, what it means, sampled check), metrics
+        ``closed_loop_*``, the certificate file and the region to draw; when nothing is
+        certified the text says so and why.
+    """
+    t0 = time.perf_counter()
+    cert = cn.verify.closed_loop(
+        plant, state_net, method="sector", x_eq=x_eq, dv=0.1 if quick else None
+    )
+    seconds = time.perf_counter() - t0
+    head = "## Closed-loop certificate (local)"
+    metrics: dict[str, Any] = {
+        "closed_loop_certified": bool(cert.certified),
+        "closed_loop_method": cert.method,
+        "closed_loop_seconds": seconds,
+    }
+    if not cert.certified:
+        text = f"{head}\n\nNot certified: {cert.reason}.\n\n{meaning}"
+        return Section(text, metrics)
+    rho = cert.check(state_net)
+    path = cert.save(out / "closed_loop_certificate.json")
+    xe, P = cert.array("x_eq"), cert.array("P")
+    n = len(xe)
+    # sampled check: start on the ellipsoid's boundary, run the deployed controller
+    L = np.linalg.cholesky(P)
+    dirs = np.random.default_rng(seed).standard_normal((200 if quick else 2000, n))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    x = torch.tensor(xe + np.linalg.solve(L.T, dirs.T).T)
+    with torch.no_grad():
+        for _ in range(steps):
+            x = plant.step(x, policy(x))
+    converged = float(np.mean(np.abs(x.numpy() - xe).max(axis=1) < 1e-3))
+    half = np.sqrt(np.diag(np.linalg.inv(P)))
+    names = list(getattr(plant, "state_names", [f"x{k}" for k in range(n)]))
+    units = list(getattr(plant, "state_units", [""] * n))
+    i, j = plane
+    fixed = [names[k] for k in range(n) if k not in plane]
+    label = "certified region" + (
+        ", linearised loop" if cert.method.endswith("linearization") else ""
+    )
+    label += f" (slice {', '.join(fixed)} at x*)" if fixed else ""
+    region = Region(xe[[i, j]], P[np.ix_([i, j], [i, j])], label)
+    metrics.update(
+        {
+            "closed_loop_rho": float(cert.value),
+            "closed_loop_roa_volume": float(cert.data["roa_volume"]),
+            "closed_loop_sampled_converged": converged,
+        }
+    )
+    lines = [
+        head,
+        "",
+        "| kind | method | ρ (decrease rate) | re-checked (float64) | ellipsoid volume "
+        "| time (s) |",
+        "|---|---|---|---|---|---|",
+        f"| {cert.kind} | {cert.method} | {cert.value:.10g} | {rho:.10g} | "
+        f"{cert.data['roa_volume']:.4g} | {seconds:.1f} |",
+        "",
+        "Certified region {x : (x − x*)ᵀ P (x − x*) ≤ 1} around x* = "
+        f"{np.array2string(xe, precision=4)}; its half-width along each state:",
+        "",
+        "| state | half-width |",
+        "|---|---|",
+        *(f"| {nm} | {h:.4g} {u} |" for nm, h, u in zip(names, half, units, strict=True)),
+        "",
+        meaning,
+        "",
+        f"Sampled check of the deployed controller on the nonlinear plant: "
+        f"{converged:.1%} of {len(dirs)} states on the region's boundary are within 10⁻³ of "
+        f"x* after {steps} steps (a sample, not a certificate). The certificate is in "
+        f"`closed_loop_certificate.json`; {recheck}",
+    ]
+    return Section("\n".join(lines), metrics, files=[path], regions=[region])
 
 
 def draw_region(ax: Any, region: Region, color: str = "C3") -> None:

@@ -4,20 +4,37 @@ import pytest
 
 import certnet as cn
 from certnet import demos
+from certnet.demos.report import closed_loop_section
 from certnet.verify import Certificate
+
+_RUNS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """Each demo's quick run, once per test module."""
+
+    def run(name):
+        if name not in _RUNS:
+            out = tmp_path_factory.mktemp(name)
+            _RUNS[name] = demos.run(name, out, quick=True)
+        return _RUNS[name]
+
+    yield run
+    _RUNS.clear()
 
 
 def test_unknown_demo_names_the_valid_ones(tmp_path):
     with pytest.raises(
-        ValueError, match=r"unknown demo 'pendlum'; choose one of: pendulum, mountaincar"
+        ValueError, match=f"unknown demo 'pendlum'; choose one of: {', '.join(demos.NAMES)}"
     ):
         demos.run("pendlum", tmp_path)
 
 
 @pytest.mark.parametrize("name", demos.NAMES)
-def test_quick_demo_writes_every_artifact(name, tmp_path):
-    res = demos.run(name, tmp_path / name, quick=True)
-    out = tmp_path / name
+def test_quick_demo_writes_every_artifact(name, quick_run):
+    res = quick_run(name)
+    out = res.out
     for f in (
         "controller.safetensors",
         "certificate.json",
@@ -29,7 +46,8 @@ def test_quick_demo_writes_every_artifact(name, tmp_path):
         "training_curve.png",
     ):
         assert (out / f).is_file(), f
-    assert res.report_path == out / "report.md" and res.out == out
+    assert res.report_path == out / "report.md"
+    assert all(f.is_file() for f in res.files)
     net = cn.load(out / "controller.safetensors")
     meta = cn.read_metadata(out / "controller.safetensors")
     cert = Certificate.from_json(meta["certificate"])
@@ -40,3 +58,31 @@ def test_quick_demo_writes_every_artifact(name, tmp_path):
     assert res.metrics["sampled_lipschitz_lower_bound"] <= cert.value
     assert json.loads((out / "metrics.json").read_text())["certified_lipschitz"] == cert.value
     assert "| fast |" in res.report_path.read_text()
+
+
+def test_cartpole_closed_loop_certificate_re_proves_on_the_saved_controller(quick_run):
+    res = quick_run("cartpole")
+    net = cn.load(res.out / "controller.safetensors")
+    assert res.metrics["closed_loop_certified"] is True
+    cert = Certificate.load(res.out / "closed_loop_certificate.json")
+    assert cert.kind == "stability" and cert.method == "sector-linearization"
+    assert cert.check(net) <= cert.value < 1
+    assert cert.value == res.metrics["closed_loop_rho"]
+    # the deployed controller, started on the region's boundary, reaches the equilibrium
+    assert res.metrics["closed_loop_sampled_converged"] == 1.0
+    text = res.report_path.read_text()
+    assert "## Closed-loop certificate (local)" in text and "**linearised**" in text
+    assert "| closed_loop_rho | 0.99" in text  # never rounded up to 1
+    assert res.metrics["success_rate"] == 1.0 and res.metrics["box_success_rate"] > 0.9
+
+
+def test_closed_loop_section_reports_why_when_nothing_is_certified(tmp_path):
+    plant = cn.plants.CartPole()
+    net = cn.nn.NormalizedMLP([4, 4, 1], bias=False, lipschitz=1.0, seed=0)
+    section = closed_loop_section(
+        plant, net, cn.export.to_policy(net, plant=plant), tmp_path, meaning="M.", quick=True
+    )
+    assert section.metrics["closed_loop_certified"] is False
+    assert section.text.startswith("## Closed-loop certificate (local)\n\nNot certified: ")
+    assert section.text.endswith("M.") and not section.regions and not section.files
+    assert not (tmp_path / "closed_loop_certificate.json").exists()
