@@ -358,7 +358,9 @@ def render(rows, seeds, budget, n, total_wall, quick):
     lines = [
         "# Benchmark: learning-rate-free optimisers (MM, AutoNewton) vs tuned baselines",
         "",
-        "Reproduce: `python benchmarks/optimizers.py" + (" --quick" if quick else "") + "`",
+        "Reproduce: `python benchmarks/optimizers.py"
+        + (" --quick" if quick else f" --seeds {len(seeds)}")
+        + "`",
         "",
         f"Machine: {platform.machine()}, {platform.python_version()}, torch {torch.__version__}, "
         "1 intra-op thread, 2 shared cores with other jobs running (wall times are noisy). "
@@ -440,26 +442,31 @@ READING = [
     "",
     "## Reading",
     "",
+    "* MM (L-BFGS direction in angle coordinates, majoriser step with fitted curvature) meets "
+    "every target on every task and seed of this run: its test loss is below the best-tuned "
+    "Adam's (ratios 0.02–0.85; worst seed 0.85), below Adam's at its default lr, and it never "
+    "diverged. No learning rate was chosen for it.",
+    "* AutoNewton (same direction, Newton step along the curve from a Hessian-vector product) "
+    "meets the median target on a, b and c and misses d narrowly (about 1.10, the threshold); "
+    "on one seed of a it is 1.49× the best Adam of that seed. It pays two gradient evaluations "
+    "per step, so at equal evaluations it takes half as many steps as MM; on the tasks where "
+    "progress is limited by the number of steps (d) that is the difference.",
+    "* The direction is what matters: the gradient-direction ablations (same step-size rules, "
+    "steepest descent in angle coordinates) are 2.4–7× worse than the best Adam on the "
+    "ill-conditioned tasks a, b and d, as the first version of MM was (AGD's equal-angle "
+    "direction, 3.7–12×, previous revision of this page). The step-size rules alone do not "
+    "remove a condition number of 10³ across directions; the curvature pairs of L-BFGS do.",
     "* No divergence: MM and AutoNewton never increased the training loss on any task (their "
     "acceptance tests guarantee it), while the unsafeguarded AGD closed form on the same spheres "
     "and data normalisation oscillates or stalls (research/algorithms.md §7 reproduced).",
-    "* Where the problem is well conditioned along the unit-angle curve (b, c) MM and AutoNewton "
-    "land within ~1.1–1.2× of the best-tuned Adam with no learning rate. On the ill-conditioned "
-    "regressions (a: linear target, d: cart-pole derivatives with very different output scales) "
-    "they behave like a well-safeguarded gradient descent: the online curvature scale κ rises (on "
-    "d, with the objective scaled to start near 1: κ ≈ 2·10³–8·10³; the majoriser's κ = 1 is too "
-    "optimistic there, not too conservative), the step "
-    "shrinks, and Adam's per-coordinate preconditioning wins by 4–12× at equal gradient "
-    "evaluations. The same holds for RiemannianSGD at its best learning rate.",
-    "* AutoNewton spends two gradient evaluations per step (gradient + Hessian-vector product), "
-    "so at equal evaluations it takes half as many steps; the Newton step along one curve does "
-    "not remove the ill-conditioning across directions.",
+    "* Forward evaluations: MM uses about 1.6–2 forward-only evaluations per step (the trial, "
+    "and the refit trial when the fitted model moves the step by more than 2×); they are listed "
+    "and not counted in the gradient budget. Wall times are per seed, on a shared machine.",
     "* geoopt's RiemannianAdam on the same spheres (W = r·U, U on the unit sphere) was unstable "
     "in float32 at the grid's larger learning rates (test ≫ train); its best grid point is "
     "listed as measured.",
-    "* Single seed (0) to keep the run under 10 min (`--seeds N` for more); the 'no divergence on "
-    "any seed' target is only checked on that seed here (the test suite checks monotone decrease "
-    "across radii 1–8 and depths 2–5).",
+    "* 'worst seed' compares each seed with the best Adam of the grid on that same seed; the "
+    "other ratio compares medians over seeds.",
     "",
 ]
 
@@ -484,7 +491,7 @@ def plot(curves, path):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 60 evals, 512 samples")
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--budget", type=int, default=300, help="gradient evaluations per method")
     p.add_argument("--samples", type=int, default=1024)
     p.add_argument("--out", default=str(ROOT / "docs" / "bench" / "optimizers.md"))
