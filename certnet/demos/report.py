@@ -429,6 +429,7 @@ def closed_loop_section(
     quick: bool = False,
     seed: int = 0,
     steps: int = 500,
+    dvs: tuple[float, ...] | None = None,
     recheck: str = "`Certificate.load(p).check(net)` re-proves it on the saved controller.",
 ) -> Section:
     """Closed-loop certificate of x⁺ = F(x, sat(π(x))) around ``x_eq`` (sector method), with a
@@ -452,11 +453,14 @@ def closed_loop_section(
         The two states of the phase portrait; the region is the ellipsoid's slice there (the
         other states at their equilibrium values).
     quick : bool
-        One SDP at a fixed Δv = 0.1 instead of the search.
+        One SDP, at the first of ``dvs`` (default Δv = 0.1), instead of the search.
     seed : int
         Seed of the sampled boundary states.
     steps : int
         Steps of the sampled check.
+    dvs : tuple of float, optional
+        Half-widths Δv of the first-layer box to try (one SDP each; the largest certified
+        region wins) instead of :func:`certnet.verify.closed_loop`'s own search.
     recheck : str
         Markdown telling how to re-prove ``closed_loop_certificate.json``.
 
@@ -468,9 +472,14 @@ def closed_loop_section(
         certified the text says so and why.
     """
     t0 = time.perf_counter()
-    cert = cn.verify.closed_loop(
-        plant, state_net, method="sector", x_eq=x_eq, dv=0.1 if quick else None
-    )
+    grid: tuple[float | None, ...] = dvs or (None,)
+    if quick:
+        grid = (grid[0] if grid[0] is not None else 0.1,)
+    certs = [
+        cn.verify.closed_loop(plant, state_net, method="sector", x_eq=x_eq, dv=dv) for dv in grid
+    ]
+    proved = [c for c in certs if c.certified]
+    cert = max(proved, key=lambda c: c.data["roa_volume"]) if proved else certs[-1]
     seconds = time.perf_counter() - t0
     head = "## Closed-loop certificate (local)"
     metrics: dict[str, Any] = {
@@ -479,7 +488,8 @@ def closed_loop_section(
         "closed_loop_seconds": seconds,
     }
     if not cert.certified:
-        text = f"{head}\n\nNot certified: {cert.reason}.\n\n{meaning}"
+        reasons = "; ".join(c.reason for c in certs)
+        text = f"{head}\n\nNot certified: {reasons}.\n\n{meaning}"
         return Section(text, metrics)
     rho = cert.check(state_net)
     path = cert.save(out / "closed_loop_certificate.json")
@@ -515,10 +525,10 @@ def closed_loop_section(
         head,
         "",
         "| kind | method | ρ (decrease rate) | re-checked (float64) | ellipsoid volume "
-        "| time (s) |",
-        "|---|---|---|---|---|---|",
+        "| Δv | time (s) |",
+        "|---|---|---|---|---|---|---|",
         f"| {cert.kind} | {cert.method} | {cert.value:.10g} | {rho:.10g} | "
-        f"{cert.data['roa_volume']:.4g} | {seconds:.1f} |",
+        f"{cert.data['roa_volume']:.4g} | {cert.data['dv']:.3g} | {seconds:.1f} |",
         "",
         "Certified region {x : (x − x*)ᵀ P (x − x*) ≤ 1} around x* = "
         f"{np.array2string(xe, precision=4)}; its half-width along each state:",
