@@ -15,7 +15,7 @@ from certnet.demos.report import DemoResult
 __all__ = ["NAMES", "DemoResult", "run"]
 
 #: The demos, in the order the docs present them.
-NAMES: tuple[str, ...] = ("pendulum", "cartpole", "mountaincar")
+NAMES: tuple[str, ...] = ("pendulum", "cartpole", "vehicle", "mountaincar")
 
 
 def run(name: str, out: Path | str, quick: bool = False, seed: int = 0) -> DemoResult:

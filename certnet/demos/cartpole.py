@@ -30,6 +30,7 @@ from certnet.demos.report import (  # noqa: E402
     Region,
     Section,
     closed_loop_section,
+    demo_config,
     demo_main,
     draw_region,
     run_gym_demo,
@@ -54,24 +55,20 @@ def plant() -> Any:
 
 def config(quick: bool = False, seed: int = 0, **overrides: Any) -> ImitationConfig:
     """The demo's training configuration (``quick``: a smoke-test budget of a few seconds)."""
-    base: dict[str, Any] = dict(
+    return demo_config(
+        quick,
+        seed,
+        overrides,
+        quick_changes=dict(epochs=200),
         hidden=(32, 32),
         lipschitz=100.0,
-        optimizer="adam",
-        lr=3e-3,
         iterations=4,
         episodes=64,
         steps=250,
         epochs=200,
-        batch_size=2048,
         x0_low=tuple(-b for b in BOX),
         x0_high=BOX,
-        seed=seed,
     )
-    if quick:
-        base.update(hidden=(16, 16), iterations=2, episodes=8, steps=100, epochs=200)
-    base.update(overrides)
-    return ImitationConfig(**base)
 
 
 def network(cfg: ImitationConfig) -> cn.nn.NormalizedMLP:

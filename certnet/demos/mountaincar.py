@@ -23,6 +23,7 @@ from certnet.demos.report import (  # noqa: E402
     DemoResult,
     GymDemo,
     Region,
+    demo_config,
     demo_main,
     run_gym_demo,
     timed_imitate,
@@ -65,22 +66,17 @@ class PumpExpert:
 
 def config(quick: bool = False, seed: int = 0, **overrides: Any) -> ImitationConfig:
     """The demo's training configuration (``quick``: a smoke-test budget)."""
-    base: dict[str, Any] = dict(
+    return demo_config(
+        quick,
+        seed,
+        overrides,
         hidden=(32, 32),
         lipschitz=1000.0,
-        optimizer="adam",
-        lr=3e-3,
         iterations=4,
         episodes=32,
         steps=300,
         epochs=200,
-        batch_size=2048,
-        seed=seed,
     )
-    if quick:
-        base.update(hidden=(16, 16), iterations=2, episodes=8, steps=100, epochs=20)
-    base.update(overrides)
-    return ImitationConfig(**base)
 
 
 def train(cfg: ImitationConfig) -> tuple[TrainResult, float]:

@@ -30,6 +30,7 @@ from certnet.demos.report import (  # noqa: E402
     Region,
     Section,
     closed_loop_section,
+    demo_config,
     demo_main,
     draw_region,
     run_gym_demo,
@@ -52,22 +53,17 @@ def SwingUpExpert(plant: Any) -> EnergySwingUp:  # noqa: N802  (kept for benchma
 
 def config(quick: bool = False, seed: int = 0, **overrides: Any) -> ImitationConfig:
     """The demo's training configuration (``quick``: a smoke-test budget of a few seconds)."""
-    base: dict[str, Any] = dict(
+    return demo_config(
+        quick,
+        seed,
+        overrides,
         hidden=(64, 64),
         lipschitz=300.0,
-        optimizer="adam",
-        lr=3e-3,
         iterations=6,
         episodes=64,
         steps=200,
         epochs=200,
-        batch_size=2048,
-        seed=seed,
     )
-    if quick:
-        base.update(hidden=(16, 16), iterations=2, episodes=8, steps=100, epochs=20)
-    base.update(overrides)
-    return ImitationConfig(**base)
 
 
 def train(cfg: ImitationConfig) -> tuple[TrainResult, float]:

@@ -34,6 +34,9 @@ __all__ = [
     "Section",
     "run_gym_demo",
     "timed_imitate",
+    "demo_config",
+    "DEMO_TRAINING",
+    "QUICK_BUDGET",
     "demo_main",
     "draw_region",
     "closed_loop_section",
@@ -325,6 +328,30 @@ class GymDemo:
     network: Callable[[ImitationConfig], nn.Module] | None = None
     sections: tuple[Callable[[Path, nn.Module, bool, int], Section], ...] = ()
     episodes: tuple[int, int] = (10, 100)
+
+
+#: Training settings every gym demo shares (Adam: MM misses the Pendulum-v1 target; see
+#: docs/demos.md for the measured figures).
+DEMO_TRAINING: dict[str, Any] = dict(optimizer="adam", lr=3e-3, batch_size=2048)
+#: The smoke-test budget of ``quick`` runs.
+QUICK_BUDGET: dict[str, Any] = dict(hidden=(16, 16), iterations=2, episodes=8, steps=100, epochs=20)
+
+
+def demo_config(
+    quick: bool,
+    seed: int,
+    overrides: dict[str, Any],
+    *,
+    quick_changes: dict[str, Any] | None = None,
+    **full: Any,
+) -> ImitationConfig:
+    """A demo's ``ImitationConfig``: :data:`DEMO_TRAINING`, the demo's ``full`` budget, then
+    (``quick``) :data:`QUICK_BUDGET` with the demo's ``quick_changes``, then ``overrides``."""
+    base = {**DEMO_TRAINING, **full, "seed": seed}
+    if quick:
+        base.update(QUICK_BUDGET, **(quick_changes or {}))
+    base.update(overrides)
+    return ImitationConfig(**base)
 
 
 def timed_imitate(
