@@ -75,7 +75,6 @@ def config(quick: bool = False, seed: int = 0, **overrides: Any) -> ImitationCon
         iterations=4,
         episodes=32,
         steps=300,
-        epochs=200,
     )
 
 

@@ -62,7 +62,6 @@ def config(quick: bool = False, seed: int = 0, **overrides: Any) -> ImitationCon
         iterations=6,
         episodes=64,
         steps=200,
-        epochs=200,
     )
 
 

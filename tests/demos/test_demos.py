@@ -86,3 +86,18 @@ def test_closed_loop_section_reports_why_when_nothing_is_certified(tmp_path):
     assert section.text.startswith("## Closed-loop certificate (local)\n\nNot certified: ")
     assert section.text.endswith("M.") and not section.regions and not section.files
     assert not (tmp_path / "closed_loop_certificate.json").exists()
+
+
+def test_demo_configs_train_with_mm_on_the_full_data_set_and_adam_on_minibatches():
+    from certnet.demos import cartpole, mountaincar, pendulum
+
+    for module in (pendulum, cartpole, mountaincar):
+        mm = module.config()
+        assert (mm.optimizer, mm.batch_size, mm.epochs) == ("mm", None, 100)
+        adam = module.config(optimizer="adam")
+        assert (adam.optimizer, adam.lr, adam.batch_size, adam.epochs) == ("adam", 3e-3, 2048, 200)
+        assert module.config(optimizer="adam", lr=1e-3).lr == 1e-3  # overrides win
+        quick = module.config(True, 5)
+        assert quick.hidden == (16, 16) and quick.iterations == 2 and quick.seed == 5
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        pendulum.config(optimizer="sgd")
