@@ -72,3 +72,19 @@ def test_expert_nan_is_refused():
     plant = cn.plants.Pendulum()
     with pytest.raises(ValueError, match="NaN"):
         imitate(lambda obs: torch.full((obs.shape[0], 1), float("nan")), plant, _cfg())
+
+
+def test_full_batch_mm_resume_is_identical(tmp_path):
+    """Full batch: MM keeps L-BFGS curvature pairs within a round, and they are checkpointed."""
+    plant = cn.plants.Pendulum()
+    expert = cn.experts.lqr(plant)
+    full = imitate(expert, plant, _cfg())
+    ck = tmp_path / "d.pt"
+    imitate(expert, plant, _cfg(iterations=2, checkpoint=str(ck)))
+    saved = cn.train.load_checkpoint(ck, kind="imitate")
+    memory = saved["optimizer"]["state"][0]["memory"]  # the L-BFGS pairs of the last round
+    assert len(memory["s"]) >= 1 and all(isinstance(t, torch.Tensor) for t in memory["s"][0])
+    resumed = imitate(expert, plant, _cfg(checkpoint=str(ck), resume=True))
+    assert resumed.history.loss == full.history.loss
+    for a, b in zip(full.net.parameters(), resumed.net.parameters(), strict=True):
+        assert torch.equal(a, b)
