@@ -39,6 +39,7 @@ from certnet.verify.loop_sector import (
     _act_kind,
     _net_data,
     equilibrium,
+    input_box,
     solve_l2,
     solve_stability,
     verify_l2,
@@ -52,6 +53,9 @@ _SOLVERS = ("CVXOPT", "SCS")
 _LINEAR_PLANTS = ("LTI", "VehicleLateral")
 _DV_GRID = (0.1, 0.3, 0.9, 2.7)
 _RBAR_GRID = (2.0, 2.5, 3.14, 3.8)
+_DV_DOWN = 0.5  # factor of the downward Δv search when the grid finds nothing
+_DV_MIN = 1e-4  # smallest Δv it tries
+_DV_REFINE = 2  # bisections of Δv after the first success
 
 
 # ------------------------------------------------------------------ reading the plant
@@ -306,16 +310,22 @@ def _grid(model, dv, psi_bound):
 
 
 def _search(run, model, dv, psi_bound, score):
-    """Coordinate search over Δv (then r̄); ``run(dv, rbar)`` → result dict or reason str."""
+    """Coordinate search over Δv (then r̄); ``run(dv, rbar)`` → result dict or reason str.
+
+    The grid :data:`_DV_GRID` first; when none of it succeeds (and Δv was not given), Δv is
+    halved from the grid's smallest value down to :data:`_DV_MIN` until one succeeds. Around
+    the best Δv, ×0.6 and ×1.6 are tried, then the other r̄. Returns the best result, the
+    failed attempts as (Δv, r̄, reason) and the log [Δv, r̄, score or None].
+    """
     dvs, rbars = _grid(model, dv, psi_bound)
     rbar0 = 2.5 if len(rbars) > 1 else rbars[0]
-    best, reasons, log = None, [], []
+    best, failures, log = None, [], []
 
     def attempt(d, r):
         nonlocal best
         res = run(d, r)
         if isinstance(res, str):
-            reasons.append(f"Δv={d:.3g}: {res}")
+            failures.append((d, r, res))
             log.append([d, r, None])
             return
         log.append([d, r, score(res)])
@@ -324,32 +334,58 @@ def _search(run, model, dv, psi_bound, score):
 
     for d in dvs:
         attempt(d, rbar0)
+    if best is None and dv is None:
+        d = min(dvs) * _DV_DOWN
+        while best is None and d >= _DV_MIN * (1 - 1e-9):
+            attempt(d, rbar0)
+            d *= _DV_DOWN
     if best is not None and len(dvs) > 1:
-        d0 = best["dv"]
-        for f in (0.6, 1.6):
-            attempt(d0 * f, rbar0)
+        for _ in range(_DV_REFINE):  # geometric bisection towards the next failure above
+            d0 = best["dv"]
+            above = [d for d, r, s in log if s is None and r == rbar0 and d > d0]
+            attempt(math.sqrt(d0 * min(above)) if above else d0 * 1.6, rbar0)
     if best is not None and len(rbars) > 1:
         for r in rbars:
             if r != rbar0:
                 attempt(best["dv"], r)
-    return best, reasons, log
+    return best, failures, log
+
+
+def _failure_reason(what: str, failures: list, searched: bool) -> str:
+    """Every failed attempt, grouped by reason: "SDP infeasible at Δv = 2.7, 0.9, …", and what
+    to try next."""
+    groups: dict[str, list[str]] = {}
+    for d, r, why in failures:
+        at = "none (global sectors)" if d is None else f"{d:.3g}"
+        groups.setdefault(why, []).append(at + ("" if r is None else f" (r̄={r:g})"))
+    parts = [f"{why} at Δv = {', '.join(ds)}" for why, ds in groups.items()]
+    hint = (
+        "the loop may not be locally stable at x* (check the eigenvalues of the linearised "
+        "closed loop), or it needs a region smaller than Δv = "
+        f"{_DV_MIN:g}; try solver='SCS', or a controller with a larger stability margin"
+        if searched
+        else f"pass dv=None to search Δv (down to {_DV_MIN:g}), or try a smaller dv"
+    )
+    return f"{what} in {len(failures)} attempt(s): " + "; ".join(parts) + f". What to do: {hint}"
 
 
 def _sector_stability(model, arrays, stack, solver, dv, psi_bound) -> Certificate:
     t0 = time.perf_counter()
     method = "sector-linearization" if model.linearised else "sector"
+    w1 = arrays["weights"][0]
 
     def run(d, r):
-        res = solve_stability(model, arrays, d, r, solver)
+        box = input_box(w1, d)
+        res = solve_stability(model, arrays, d, r, solver, box)
         if "P" not in res:
             return f"SDP {res['status']}"
         try:
-            rho, vol = verify_stability(model, arrays, d, r, res["P"], res["lam"])
+            rho, vol = verify_stability(model, arrays, d, r, res["P"], res["lam"], box)
         except CertificateError as e:
             return f"solution does not re-verify ({e})"
-        return {**res, "dv": d, "rbar": r, "rho": rho, "vol": vol}
+        return {**res, "dv": d, "rbar": r, "box": box, "rho": rho, "vol": vol}
 
-    best, reasons, log = _search(run, model, dv, psi_bound, lambda r: r["vol"])
+    best, failures, log = _search(run, model, dv, psi_bound, lambda r: r["vol"])
     elapsed = time.perf_counter() - t0
     common = dict(
         kind="stability", method=method, norm="P-ellipsoid", fingerprint=stack.fingerprint()
@@ -358,7 +394,7 @@ def _sector_stability(model, arrays, stack, solver, dv, psi_bound) -> Certificat
         return Certificate(
             value=math.inf,
             certified=False,
-            reason="no Lyapunov certificate found: " + "; ".join(reasons[-3:]),
+            reason=_failure_reason("no Lyapunov certificate found", failures, dv is None),
             data={"search": log, "time": elapsed},
             solver={"name": solver, "time": elapsed},
             **common,
@@ -369,6 +405,7 @@ def _sector_stability(model, arrays, stack, solver, dv, psi_bound) -> Certificat
         **arrays,
         "P": best["P"],
         "dv": best["dv"],
+        "box": best["box"],
         "rbar": best["rbar"],
         "roa_volume": best["vol"],
         "search": log,
@@ -395,11 +432,22 @@ def _arrays_for_check(cert: Certificate, stack) -> dict:
     }
 
 
+def _box(cert: Certificate) -> np.ndarray | None:
+    box = cert.data.get("box")  # absent from certificates made before the input box
+    return None if box is None else np.asarray(box, dtype=np.float64).reshape(-1)
+
+
 def _check_stability(cert: Certificate, stack) -> float:
     model = LoopModel.from_data(cert.data)
     arrays = _arrays_for_check(cert, stack)
     rho, vol = verify_stability(
-        model, arrays, cert.data["dv"], cert.data["rbar"], cert.array("P"), cert.array("lambda")
+        model,
+        arrays,
+        cert.data["dv"],
+        cert.data["rbar"],
+        cert.array("P"),
+        cert.array("lambda"),
+        _box(cert),
     )
     if cert.data["roa_volume"] > vol * (1 + 1e-9):
         raise CertificateError(
@@ -535,20 +583,23 @@ def l2_gain(
     t0 = time.perf_counter()
 
     def run(d, r):
-        res = solve_l2(model, arrays, d, r, solver, Bd, Cy, energy)
+        box = None if d is None else input_box(arrays["weights"][0], d)
+        res = solve_l2(model, arrays, d, r, solver, Bd, Cy, energy, box)
         if "P" not in res or not res.get("h", 0) > 0:
             return f"SDP {res['status']}"
         try:
-            g = verify_l2(model, arrays, d, r, res["P"], res["lam"], res["h"], Bd, Cy, energy)
+            g = verify_l2(model, arrays, d, r, res["P"], res["lam"], res["h"], Bd, Cy, energy, box)
         except CertificateError as e:
             return f"solution does not re-verify ({e})"
-        return {**res, "dv": d, "rbar": r, "gamma": g}
+        return {**res, "dv": d, "rbar": r, "box": box, "gamma": g}
 
     if energy is None:
         res = run(None, None)
-        best, reasons, log = (None, [res], []) if isinstance(res, str) else (res, [], [])
+        best, failures, log = (
+            (None, [(None, None, res)], []) if isinstance(res, str) else (res, [], [])
+        )
     else:
-        best, reasons, log = _search(run, model, dv, psi_bound, lambda r: -r["gamma"])
+        best, failures, log = _search(run, model, dv, psi_bound, lambda r: -r["gamma"])
     elapsed = time.perf_counter() - t0
     method = "sector-linearization" if model.linearised else "sector"
     method += "-local" if energy is not None else "-global"
@@ -557,7 +608,9 @@ def l2_gain(
         return Certificate(
             value=math.inf,
             certified=False,
-            reason="no dissipation certificate found: " + "; ".join(reasons[-3:]),
+            reason=_failure_reason(
+                "no dissipation certificate found", failures, dv is None and energy is not None
+            ),
             data={"search": log},
             solver={"name": solver, "time": elapsed},
             **common,
@@ -568,6 +621,7 @@ def l2_gain(
         "P": best["P"],
         "h": best["h"],
         "dv": best["dv"],
+        "box": best["box"],
         "rbar": best["rbar"],
         "energy": energy,
         "Bd": Bd,
@@ -603,6 +657,7 @@ def _check_l2(cert: Certificate, stack) -> float:
         Bd,
         Cy,
         d["energy"],
+        _box(cert),
     )
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "LoopModel",
     "PSI_FUNCTIONS",
     "sector_bounds",
+    "input_box",
     "solve_stability",
     "verify_stability",
     "solve_l2",
@@ -220,50 +221,192 @@ def _spec(net: dict, k: int) -> ActivationSpec:
     return activation_spec(name, **kw)
 
 
+def input_box(w1: np.ndarray, dv: float) -> np.ndarray | None:
+    """Half-widths r of a box |δx_j| ≤ r_j around the polytope {δx : |W_1 δx| ≤ Δv}.
+
+    r_j = max δx_j over the polytope (a linear program, HiGHS), widened by 1e-7 relative so
+    that an ellipsoid inside the polytope lies strictly inside the box. The box is only a
+    *choice* of region: soundness comes from the containment LMIs, which re-check that the
+    ellipsoid lies inside it. None when the polytope is unbounded (rank W_1 < n) or the LP
+    fails, and then only the first-layer box is used.
+    """
+    from scipy.optimize import linprog
+
+    w1 = np.asarray(w1, dtype=np.float64)
+    n = w1.shape[1]
+    a_ub = np.vstack([w1, -w1])
+    b_ub = np.ones(2 * w1.shape[0])
+    r = np.empty(n)
+    for j in range(n):
+        c = np.zeros(n)
+        c[j] = -1.0
+        res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=(None, None), method="highs")
+        if res.status != 0 or not np.isfinite(res.fun) or -res.fun <= 0:
+            return None
+        r[j] = -res.fun
+    return r * float(dv) * (1 + 1e-7)
+
+
+def _lipschitz_product(net: dict) -> float:
+    """∏ ‖W_k‖₂ ∏ Lip(σ_k) of the folded network, rounded up (as in
+    :mod:`certnet.verify.product`): a certified Lipschitz bound of δx ↦ δu in the ℓ2 norm."""
+    ws = net["weights"]
+    u = np.finfo(np.float64).eps / 2
+    val = 1.0
+    for w in ws:
+        sv = np.linalg.svd(w, compute_uv=False)[0] if w.size else 0.0
+        val *= float(sv) * (1 + 8 * (sum(w.shape) + 1) * u)
+    for k in range(len(ws) - 1):
+        val *= _spec(net, k).lipschitz
+    return val * (1 + 8 * (2 * len(ws) + 1) * u)
+
+
+def _min_slope(spec: ActivationSpec, kind: str, c, lo, hi):
+    """A slope k ≤ min σ' over [c+lo, c+hi], so that σ(c+δ) − kδ is nondecreasing there.
+
+    S-shaped σ (σ' unimodal): the smaller endpoint derivative; convex σ (σ' nondecreasing): a
+    secant just left of c+lo; concave σ: a secant just right of c+hi (a secant on the far side
+    of a convex/concave σ lies below σ' inside); identity: 1. Shaded down by 1e-9 relative
+    and 1e-9 absolute against round-off, and never below 0 (every σ here is nondecreasing).
+    """
+    if kind == "linear":
+        return np.ones_like(c)
+    if kind == "s":
+        if spec.name == "tanh":
+            k = np.minimum(1.0 - np.tanh(c + lo) ** 2, 1.0 - np.tanh(c + hi) ** 2)
+        else:
+            s_lo, s_hi = (1.0 / (1.0 + np.exp(-(c + e))) for e in (lo, hi))
+            k = np.minimum(s_lo * (1.0 - s_lo), s_hi * (1.0 - s_hi))
+        return np.maximum(k * (1 - 1e-9) - 1e-15, 0.0)
+    h = 1e-6 * (1.0 + np.abs(c) + np.maximum(-lo, hi))
+    if kind == "convex":
+        a = c + lo
+        k = (_phi(spec, a) - _phi(spec, a - h)) / h
+    else:
+        b = c + hi
+        k = (_phi(spec, b + h) - _phi(spec, b)) / h
+    return np.maximum(k * (1 - 1e-9) - 1e-9, 0.0)
+
+
+class _Zonotope:
+    """δ = center + G ε + e, ε ∈ [−1, 1]^g, |e| ≤ err: sound affine bounds of a layer's
+    deviations as functions of the input box (DeepZ, Singh et al. NeurIPS 2018), with all
+    round-off collected in ``err``."""
+
+    def __init__(self, r: np.ndarray):
+        self.c = np.zeros(len(r))
+        self.G = np.diag(r)
+        self.err = np.zeros(len(r))
+
+    def bounds(self):
+        rad = np.abs(self.G).sum(axis=1) + self.err
+        return self.c - rad, self.c + rad
+
+    def affine(self, w):
+        mag = np.abs(self.c) + np.abs(self.G).sum(axis=1) + self.err
+        rnd = 4e-16 * (np.abs(w) @ mag) * (w.shape[1] + 2)
+        self.c, self.G = w @ self.c, w @ self.G
+        self.err = np.abs(w) @ self.err + rnd
+
+    def activation(self, k, g_lo, g_hi, pad):
+        """δw ∈ k δv + [g_lo, g_hi]: scale, then one new generator per neuron."""
+        mag = np.abs(self.c) + np.abs(self.G).sum(axis=1)
+        mid, rad = (g_lo + g_hi) / 2, (g_hi - g_lo) / 2
+        self.c = k * self.c + mid
+        self.G = np.hstack([k[:, None] * self.G, np.diag(rad)])
+        self.err = k * self.err + 4e-16 * (k * mag + np.abs(mid) + rad) + pad
+
+
+def _propagate(model: LoopModel, net: dict, dv: float, box: np.ndarray | None):
+    """Deviation intervals [lo, hi] of every layer's pre-activations over the region
+    {|W_1 δx| ≤ Δv} ∩ {|δx| ≤ box}: interval propagation of the first-layer box, intersected
+    with affine (zonotope) bounds over the input box and, at the output, with the Lipschitz
+    bound |δu| ≤ L ‖box‖₂. Returns the list of (lo, hi) for the hidden layers and the output.
+    """
+    ws = net["weights"]
+    eq = equilibrium(model, net)
+    n1 = ws[0].shape[0]
+    lo, hi = np.full(n1, -float(dv)), np.full(n1, float(dv))
+    zono = None
+    if box is not None:
+        zono = _Zonotope(np.asarray(box, dtype=np.float64))
+        zono.affine(ws[0])
+    out = []
+    for k in range(len(ws)):
+        if zono is not None:
+            zlo, zhi = zono.bounds()
+            lo, hi = np.maximum(lo, zlo), np.minimum(hi, zhi)
+        if k == len(ws) - 1:
+            break
+        lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)  # δ = 0 (x*) is in the region
+        out.append((lo, hi))
+        spec = _spec(net, k)
+        kind = _act_kind(spec)
+        c = eq["v"][k]
+        f = lambda v, s=spec: _phi(s, v)  # noqa: E731
+        fc = f(c)
+        # monotone σ: the output deviation interval is the image of the endpoints
+        wlo, whi = f(c + lo) - fc, f(c + hi) - fc
+        scale = 1.0 + np.abs(fc) + np.abs(c) + np.maximum(-lo, hi)
+        wlo, whi = wlo - 8e-16 * scale, whi + 8e-16 * scale
+        if zono is not None:
+            slope = _min_slope(spec, kind, c, lo, hi)
+            # σ(c+δ) − σ(c) − kδ is nondecreasing on [lo, hi]: its range is its endpoint values
+            zono.activation(slope, wlo - slope * lo, whi - slope * hi, 1e-15 * (hi - lo))
+        w = ws[k + 1]
+        mid, rad = (wlo + whi) / 2, (whi - wlo) / 2
+        lo, hi = w @ mid - np.abs(w) @ rad, w @ mid + np.abs(w) @ rad
+        rnd = 4e-16 * (np.abs(w) @ (np.abs(mid) + rad)) * w.shape[1]
+        lo, hi = lo - rnd, hi + rnd
+        if zono is not None:
+            zono.affine(w)
+    if box is not None:
+        lip = _lipschitz_product(net) * float(np.linalg.norm(box)) * (1 + 1e-12)
+        lo, hi = np.maximum(lo, -lip), np.minimum(hi, lip)
+    out.append((np.minimum(lo, 0.0), np.maximum(hi, 0.0)))
+    return out
+
+
 def sector_bounds(
-    model: LoopModel, net: dict, dv: float | None, rbar: float | None
+    model: LoopModel,
+    net: dict,
+    dv: float | None,
+    rbar: float | None,
+    box: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sectors [α, β] of every channel (hidden neurons, saturated inputs, ψ), in that order.
 
     ``dv`` is the half-width of the first-layer box |δv_1| ≤ Δv (None: global slope classes);
-    ``rbar`` bounds |C_ψ δx| (None: global ψ sector).
+    ``box`` (optional, with ``dv``) the half-widths of an input box |δx_j| ≤ r_j also enforced
+    on the region, which tightens every interval (see :func:`_propagate`); ``rbar`` bounds
+    |C_ψ δx| (None: global ψ sector).
     """
     ws = net["weights"]
     eq = equilibrium(model, net)
     alphas: list[np.ndarray] = []
     betas: list[np.ndarray] = []
-    n1 = ws[0].shape[0]
-    lo, hi = -np.full(n1, dv if dv is not None else np.inf), np.full(n1, dv or np.inf)
+    bounds = None if dv is None else _propagate(model, net, dv, box)
     for k in range(len(ws) - 1):
         spec = _spec(net, k)
         kind = _act_kind(spec)
         c = eq["v"][k]
         if kind == "linear":
             a = b = np.ones_like(c)
-            wlo, whi = lo, hi
         elif dv is None:
             a, b = np.full_like(c, spec.alpha), np.full_like(c, spec.beta)
-            wlo, whi = lo, hi  # unused: global sectors need no propagation
         else:
             f = lambda v, s=spec: _phi(s, v)  # noqa: E731
-            a, b = _secant_sector(f, c, lo, hi, kind, spec.beta)
-            # monotone σ: the output deviation interval is the image of the endpoints
-            wlo, whi = f(c + lo) - f(c), f(c + hi) - f(c)
+            a, b = _secant_sector(f, c, *bounds[k], kind, spec.beta)
         alphas.append(a)
         betas.append(b)
-        w = ws[k + 1]
-        mid, rad = (wlo + whi) / 2, (whi - wlo) / 2
-        if dv is not None:
-            lo, hi = w @ mid - np.abs(w) @ rad, w @ mid + np.abs(w) @ rad
-            rnd = 4e-16 * (np.abs(w) @ (np.abs(mid) + rad)) * w.shape[1]
-            lo, hi = lo - rnd, hi + rnd
     if model.u_lo is not None:
         m = len(model.u_lo)
         if dv is None:
             alphas.append(np.zeros(m))
             betas.append(np.ones(m))
         else:
-            a, _ = _secant_sector(_clip(model.u_lo, model.u_hi), eq["u"], lo, hi, "s", 1.0)
+            clip = _clip(model.u_lo, model.u_hi)
+            a, _ = _secant_sector(clip, eq["u"], *bounds[-1], "s", 1.0)
             alphas.append(np.minimum(a, 1.0))
             betas.append(np.ones(m))
     p = model.E.shape[1]
@@ -350,20 +493,23 @@ def _qc_numpy(QT, Pout, lam):
     return QT.T @ (lam[:, None] * QT) - Pout.T @ (lam[:, None] * Pout)
 
 
-def _containment_rows(model: LoopModel, net: dict, dv, rbar):
+def _containment_rows(model: LoopModel, net: dict, dv, rbar, box=None):
     rows = [net["weights"][0]]
     bounds = [np.full(net["weights"][0].shape[0], dv)]
+    if box is not None:
+        rows.append(np.eye(len(box)))
+        bounds.append(np.asarray(box, dtype=np.float64))
     if model.E.shape[1]:
         rows.append(model.C_psi)
         bounds.append(np.full(model.C_psi.shape[0], rbar))
     return np.vstack(rows), np.concatenate(bounds)
 
 
-def _solve(model, net, dv, rbar, solver, Bd=None, Cy=None, energy=None):
+def _solve(model, net, dv, rbar, solver, Bd=None, Cy=None, energy=None, box=None):
     import cvxpy as cp
 
     local = dv is not None
-    a, b = sector_bounds(model, net, dv, rbar)
+    a, b = sector_bounds(model, net, dv, rbar, box)
     Q, Pout, Xp, Ex, Ed, Ey = _structure(model, net, Bd, Cy)
     n, nz = Ex.shape
     nc = Q.shape[0]
@@ -387,7 +533,7 @@ def _solve(model, net, dv, rbar, solver, Bd=None, Cy=None, energy=None):
         objective = cp.Maximize(h)
     cons.append((F + F.T) / 2 << -eps * np.eye(nz))
     if local:
-        rows, bnd = _containment_rows(model, net, dv, rbar)
+        rows, bnd = _containment_rows(model, net, dv, rbar, box)
         for r, bi in zip(rows, bnd, strict=True):
             M = cp.bmat([[np.array([[bi**2 * (1 - 1e-6)]]), r[None, :]], [r[:, None], P]])
             cons.append((M + M.T) / 2 >> 0)
@@ -434,7 +580,9 @@ def _check_multipliers(lam: np.ndarray, nc: int) -> None:
         raise CertificateError(f"the multipliers must be {nc} finite numbers >= 0")
 
 
-def verify_stability(model: LoopModel, net: dict, dv, rbar, P, lam) -> tuple[float, float]:
+def verify_stability(
+    model: LoopModel, net: dict, dv, rbar, P, lam, box=None
+) -> tuple[float, float]:
     """Re-prove a stability certificate in float64; return (ρ, ROA volume).
 
     Raises CertificateError when P is not positive definite, the ellipsoid leaves the sector
@@ -443,9 +591,9 @@ def verify_stability(model: LoopModel, net: dict, dv, rbar, P, lam) -> tuple[flo
     P = np.asarray(P, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
     L = _check_P(P)
-    rows, bnd = _containment_rows(model, net, dv, rbar)
+    rows, bnd = _containment_rows(model, net, dv, rbar, box)
     _check_containment(L, rows, bnd)
-    a, b = sector_bounds(model, net, dv, rbar)
+    a, b = sector_bounds(model, net, dv, rbar, box)
     Q, Pout, Xp, Ex, _, _ = _structure(model, net, None, None)
     _check_multipliers(lam, Q.shape[0])
     n = P.shape[0]
@@ -471,27 +619,27 @@ def verify_stability(model: LoopModel, net: dict, dv, rbar, P, lam) -> tuple[flo
     return math.sqrt(rho2), vol
 
 
-def solve_stability(model, net, dv, rbar, solver):
-    """One SDP at fixed (Δv, r̄): min trace P subject to decrease and containment."""
-    return _solve(model, net, dv, rbar, solver)
+def solve_stability(model, net, dv, rbar, solver, box=None):
+    """One SDP at fixed (Δv, r̄, box): min trace P subject to decrease and containment."""
+    return _solve(model, net, dv, rbar, solver, box=box)
 
 
-def solve_l2(model, net, dv, rbar, solver, Bd, Cy, energy):
-    """One SDP at fixed (Δv, r̄): max h = 1/γ² subject to dissipation (and containment)."""
-    return _solve(model, net, dv, rbar, solver, Bd=Bd, Cy=Cy, energy=energy)
+def solve_l2(model, net, dv, rbar, solver, Bd, Cy, energy, box=None):
+    """One SDP at fixed (Δv, r̄, box): max h = 1/γ² subject to dissipation (and containment)."""
+    return _solve(model, net, dv, rbar, solver, Bd=Bd, Cy=Cy, energy=energy, box=box)
 
 
-def verify_l2(model, net, dv, rbar, P, lam, h, Bd, Cy, energy) -> float:
+def verify_l2(model, net, dv, rbar, P, lam, h, Bd, Cy, energy, box=None) -> float:
     """Re-prove an ℓ2-gain certificate in float64; return γ = √(c/h)."""
     P = np.asarray(P, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
     L = _check_P(P)
     if dv is not None:
-        rows, bnd = _containment_rows(model, net, dv, rbar)
+        rows, bnd = _containment_rows(model, net, dv, rbar, box)
         _check_containment(L, rows, bnd)
     if not (math.isfinite(h) and h > 0):
         raise CertificateError(f"the gain multiplier h = 1/γ² must be > 0, got {h!r}")
-    a, b = sector_bounds(model, net, dv, rbar)
+    a, b = sector_bounds(model, net, dv, rbar, box if dv is not None else None)
     Q, Pout, Xp, Ex, Ed, Ey = _structure(model, net, Bd, Cy)
     _check_multipliers(lam, Q.shape[0])
     cdist = 1.0 if energy is None else 1.0 / energy
