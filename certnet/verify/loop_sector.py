@@ -288,15 +288,37 @@ def _min_slope(spec: ActivationSpec, kind: str, c, lo, hi):
     return np.maximum(k * (1 - 1e-9) - 1e-9, 0.0)
 
 
+def _frame(box: np.ndarray):
+    """The input region of ``box`` as a zonotope and as containment rows.
+
+    ``box`` is either a vector r (the box |δx_j| ≤ r_j) or an (n, n) matrix M (the
+    parallelotope |M δx| ≤ 1, e.g. aligned with a previous ellipsoid). Returns the generator
+    matrix G, a per-state residual e (every δx in the region is G ε + e', |ε| ≤ 1,
+    |e'| ≤ e), the rows and the bounds of the containment test. For M, G = M⁻¹ in floating
+    point and e bounds (I − G M) δx, with |δx| ≤ 2|G|1 (valid while |I − GM| has row sums
+    ≤ ½, checked).
+    """
+    box = np.asarray(box, dtype=np.float64)
+    n = box.shape[0]
+    if box.ndim == 1:
+        return np.diag(box), np.zeros(n), np.eye(n), box
+    G = np.linalg.inv(box)
+    u = np.finfo(np.float64).eps
+    resid = np.abs(np.eye(n) - G @ box) + 2 * n * u * (np.abs(G) @ np.abs(box))
+    if not resid.sum(axis=1).max() <= 0.5:
+        raise CertificateError("the input parallelotope's matrix is too ill-conditioned")
+    return G, resid @ (2 * np.abs(G).sum(axis=1)), box, np.ones(n)
+
+
 class _Zonotope:
     """δ = center + G ε + e, ε ∈ [−1, 1]^g, |e| ≤ err: sound affine bounds of a layer's
     deviations as functions of the input box (DeepZ, Singh et al. NeurIPS 2018), with all
     round-off collected in ``err``."""
 
-    def __init__(self, r: np.ndarray):
-        self.c = np.zeros(len(r))
-        self.G = np.diag(r)
-        self.err = np.zeros(len(r))
+    def __init__(self, G: np.ndarray, err: np.ndarray):
+        self.c = np.zeros(G.shape[0])
+        self.G = G
+        self.err = err
 
     def bounds(self):
         rad = np.abs(self.G).sum(axis=1) + self.err
@@ -319,9 +341,10 @@ class _Zonotope:
 
 def _propagate(model: LoopModel, net: dict, dv: float, box: np.ndarray | None):
     """Deviation intervals [lo, hi] of every layer's pre-activations over the region
-    {|W_1 δx| ≤ Δv} ∩ {|δx| ≤ box}: interval propagation of the first-layer box, intersected
-    with affine (zonotope) bounds over the input box and, at the output, with the Lipschitz
-    bound |δu| ≤ L ‖box‖₂. Returns the list of (lo, hi) for the hidden layers and the output.
+    {|W_1 δx| ≤ Δv} ∩ (input box or parallelotope, see :func:`_frame`): interval propagation of
+    the first-layer box, intersected with affine (zonotope) bounds over the input region and,
+    at the output, with the Lipschitz bound |δu| ≤ L max ‖δx‖₂. Returns the list of (lo, hi)
+    for the hidden layers and the output.
     """
     ws = net["weights"]
     eq = equilibrium(model, net)
@@ -329,7 +352,9 @@ def _propagate(model: LoopModel, net: dict, dv: float, box: np.ndarray | None):
     lo, hi = np.full(n1, -float(dv)), np.full(n1, float(dv))
     zono = None
     if box is not None:
-        zono = _Zonotope(np.asarray(box, dtype=np.float64))
+        G, err0, _, _ = _frame(box)
+        zono = _Zonotope(G, err0)
+        radius = float(np.linalg.norm(np.abs(G).sum(axis=1) + err0)) * (1 + 1e-12)
         zono.affine(ws[0])
     out = []
     for k in range(len(ws)):
@@ -361,7 +386,7 @@ def _propagate(model: LoopModel, net: dict, dv: float, box: np.ndarray | None):
         if zono is not None:
             zono.affine(w)
     if box is not None:
-        lip = _lipschitz_product(net) * float(np.linalg.norm(box)) * (1 + 1e-12)
+        lip = _lipschitz_product(net) * radius * (1 + 1e-12)
         lo, hi = np.maximum(lo, -lip), np.minimum(hi, lip)
     out.append((np.minimum(lo, 0.0), np.maximum(hi, 0.0)))
     return out
@@ -377,9 +402,9 @@ def sector_bounds(
     """Sectors [α, β] of every channel (hidden neurons, saturated inputs, ψ), in that order.
 
     ``dv`` is the half-width of the first-layer box |δv_1| ≤ Δv (None: global slope classes);
-    ``box`` (optional, with ``dv``) the half-widths of an input box |δx_j| ≤ r_j also enforced
-    on the region, which tightens every interval (see :func:`_propagate`); ``rbar`` bounds
-    |C_ψ δx| (None: global ψ sector).
+    ``box`` (optional, with ``dv``) an input box |δx_j| ≤ r_j (a vector r) or parallelotope
+    |M δx| ≤ 1 (a matrix M) also enforced on the region, which tightens every interval (see
+    :func:`_propagate`); ``rbar`` bounds |C_ψ δx| (None: global ψ sector).
     """
     ws = net["weights"]
     eq = equilibrium(model, net)
@@ -497,8 +522,9 @@ def _containment_rows(model: LoopModel, net: dict, dv, rbar, box=None):
     rows = [net["weights"][0]]
     bounds = [np.full(net["weights"][0].shape[0], dv)]
     if box is not None:
-        rows.append(np.eye(len(box)))
-        bounds.append(np.asarray(box, dtype=np.float64))
+        _, _, r, b = _frame(box)
+        rows.append(r)
+        bounds.append(b)
     if model.E.shape[1]:
         rows.append(model.C_psi)
         bounds.append(np.full(model.C_psi.shape[0], rbar))
@@ -550,6 +576,16 @@ def _solve(model, net, dv, rbar, solver, Bd=None, Cy=None, energy=None, box=None
     out["lam"] = np.maximum(lam.value, 0.0)
     if h is not None:
         out["h"] = float(h.value)
+    elif local:
+        # the decrease LMI is homogeneous in (P, λ): scaling both by c ≥ 1 keeps it and
+        # shrinks the ellipsoid by √c, which absorbs the solver's tolerance on containment
+        try:
+            z = np.linalg.solve(np.linalg.cholesky(out["P"]), rows.T)
+        except np.linalg.LinAlgError:
+            return out
+        worst = float(np.max((z * z).sum(axis=0) / bnd**2))
+        c = max(1.0, worst / (1 - 1e-8))
+        out["P"], out["lam"] = out["P"] * c, out["lam"] * c
     return out
 
 

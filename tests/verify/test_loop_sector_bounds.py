@@ -186,3 +186,25 @@ def test_downward_search_and_a_failure_message_that_lists_every_attempt():
     assert "What to do" in msg
     msg = _failure_reason("no Lyapunov certificate found", failures[:1], False)
     assert "smaller dv" in msg
+
+
+def test_growth_certifies_a_larger_region_on_a_parallelotope_and_rechecks():
+    import dataclasses
+
+    from certnet.errors import CertificateError
+    from certnet.verify.certificate import Certificate
+
+    plant = P.Pendulum()
+    net = _lqr_net(P.linearize(plant))
+    fixed = closed_loop(plant, net, method="sector", dv=0.05, grow=False)
+    grown = closed_loop(plant, net, method="sector", dv=0.05)
+    assert fixed.certified and grown.certified
+    assert grown.data["roa_volume"] > 1.5 * fixed.data["roa_volume"]
+    frame = grown.array("box")
+    assert frame.shape == (2, 2)  # the parallelotope |M δx| ≤ 1 around the previous ellipsoid
+    back = Certificate.from_json(grown.to_json())
+    assert back.check() == pytest.approx(grown.check(net), rel=1e-12)
+    # a parallelotope that no longer holds the ellipsoid is refused
+    t = dataclasses.replace(grown, data={**grown.data, "box": (frame * 1.5).tolist()})
+    with pytest.raises(CertificateError, match="containment"):
+        t.check(net)
