@@ -14,7 +14,11 @@ There is no Python peer: the method's reference implementation is MATLAB + MOSEK
 numbers are the reference (a certified ROA can only be smaller than the basin, a certified gain
 only larger than any achieved gain).
 
-Run: ``python benchmarks/closed_loop.py`` (``--quick`` for a smaller grid).
+With ``--demos`` it also certifies the pendulum and cart-pole demos' learned controllers
+(trained by ``certnet.demos.*.train``, about 2 min, cached in ``--cache``) and reports the
+certified region's half-widths.
+
+Run: ``python benchmarks/closed_loop.py`` (``--quick`` for a smaller grid, ``--demos``).
 """
 
 from __future__ import annotations
@@ -128,7 +132,43 @@ def mc_basin(plant, net, box, samples, steps, seed=0):
     return float(ok.mean() * np.prod(2 * np.asarray(box)))
 
 
-def main(quick: bool) -> None:
+def demo_regions(cache: Path) -> list[str]:
+    """Markdown rows: the demos' local certificates (default search, then growth)."""
+    from certnet.demos import cartpole, pendulum
+
+    def trained(mod, name):
+        path = cache / f"certnet_demo_{name}.safetensors"
+        if not path.exists():
+            console.print(f"[bold]{name}[/]: training the demo's controller …")
+            res, _ = mod.train(mod.config(quick=False, progress=False))
+            cn.save(res.net, path)
+        return cn.load(path)
+
+    net = trained(pendulum, "pendulum")
+    plant = cn.plants.Pendulum()
+    stack = cn.nn.extract_layers(net)
+    theta = pendulum._equilibrium(stack, plant)
+    cases = [
+        ("pendulum (θ, θ̇)", plant, pendulum._state_feedback(stack, theta), [theta, 0.0]),
+        ("cart-pole (x, ẋ, θ, θ̇)", cartpole.plant(), trained(cartpole, "cartpole"), None),
+    ]
+    rows = []
+    for name, pl, sf, xe in cases:
+        for grow in (False, True):
+            cert, t = timed(closed_loop, pl, sf, method="sector", x_eq=xe, grow=grow)
+            if not cert.certified:
+                rows.append(f"| {name} | {grow} | not certified | | | {t:.0f} |")
+                continue
+            cert.check()
+            hw = ", ".join(f"±{h:.3g}" for h in half_widths(cert))
+            rows.append(
+                f"| {name} | {grow} | {hw} | {cert.data['roa_volume']:.3g} | "
+                f"{cert.data['dv']:.3g} | {t:.0f} |"
+            )
+    return rows
+
+
+def main(quick: bool, demos: bool = False, cache: Path = Path("/tmp")) -> None:
     torch.set_num_threads(1)
     rows = []
     notes = []
@@ -149,9 +189,7 @@ def main(quick: bool) -> None:
     roa = cert.data["roa_volume"]
     if edge:
         notes[-1] += f" (grid box θ ∈ ±{hw[0]:.3g} rad, θ̇ ∈ ±{hw[1]:.3g} rad/s)"
-    rows.append(
-        ("pendulum ROA area", roa, basin, roa / basin, t_roa, "≥ 0.5", roa / basin >= 0.5)
-    )
+    rows.append(("pendulum ROA area", roa, basin, roa / basin, t_roa, "≥ 0.5", roa / basin >= 0.5))
     plot_roa(cert, pend, net, ROOT / "docs/bench/img/loop_pendulum.png", box=box, n=81)
     e_p = 0.01
     g_cert, t_g = timed(l2_gain, pend, net, energy=e_p)
@@ -160,16 +198,32 @@ def main(quick: bool) -> None:
     B = np.asarray(P.linearize(pend).B)
     g_emp = worst_gain(pend, net, B, np.eye(2), e_p, 150, 40 if quick else 120)
     rows.append(
-        (f"pendulum ℓ2 gain u-dist→x (Σ|d|²≤{e_p})", g_cert.value, g_emp,
-         g_cert.value / g_emp, t_g, "≤ 2", g_cert.value / g_emp <= 2)
+        (
+            f"pendulum ℓ2 gain u-dist→x (Σ|d|²≤{e_p})",
+            g_cert.value,
+            g_emp,
+            g_cert.value / g_emp,
+            t_g,
+            "≤ 2",
+            g_cert.value / g_emp <= 2,
+        )
     )
     # saturated variant
     pend_s = P.InvertedPendulum(max_torque=1.0)
     cs, t_s = timed(closed_loop, pend_s, net, method="sector")
     if cs.certified:
         _, _, ok_s, basin_s = empirical_basin(pend_s, net, box, n=n_grid, steps=1500)
-        rows.append(("pendulum |u|≤1 N m ROA area", cs.data["roa_volume"], basin_s,
-                     cs.data["roa_volume"] / basin_s, t_s, "(no target)", True))
+        rows.append(
+            (
+                "pendulum |u|≤1 N m ROA area",
+                cs.data["roa_volume"],
+                basin_s,
+                cs.data["roa_volume"] / basin_s,
+                t_s,
+                "(no target)",
+                True,
+            )
+        )
     else:
         notes.append(f"saturated pendulum not certified: {cs.reason}")
     # ------------------------------------------------------------ vehicle
@@ -182,8 +236,17 @@ def main(quick: bool) -> None:
         vc.check(vnet)
         mbox = half_widths(vc) * 1.3
         vb = mc_basin(veh, vnet, mbox, 4000 if quick else 20000, 1500)
-        rows.append(("vehicle ROA volume (4-D)", vc.data["roa_volume"], vb,
-                     vc.data["roa_volume"] / vb, t_v, "(no target)", True))
+        rows.append(
+            (
+                "vehicle ROA volume (4-D)",
+                vc.data["roa_volume"],
+                vb,
+                vc.data["roa_volume"] / vb,
+                t_v,
+                "(no target)",
+                True,
+            )
+        )
     else:
         notes.append(f"vehicle stability not certified: {vc.reason}")
     e_v = 0.01
@@ -191,20 +254,35 @@ def main(quick: bool) -> None:
     if vg.certified:
         vg.check(vnet)
         Bv = np.asarray(P.linearize(veh).B)
-        ge = worst_gain(veh, vnet, Bv, np.array([[1.0, 0, 0, 0]]), e_v, 250,
-                        40 if quick else 120)
-        rows.append((f"vehicle ℓ2 gain δ-dist→e (Σ|d|²≤{e_v})", vg.value, ge, vg.value / ge,
-                     t_vg, "≤ 2", vg.value / ge <= 2))
+        ge = worst_gain(veh, vnet, Bv, np.array([[1.0, 0, 0, 0]]), e_v, 250, 40 if quick else 120)
+        rows.append(
+            (
+                f"vehicle ℓ2 gain δ-dist→e (Σ|d|²≤{e_v})",
+                vg.value,
+                ge,
+                vg.value / ge,
+                t_vg,
+                "≤ 2",
+                vg.value / ge <= 2,
+            )
+        )
     else:
         notes.append(f"vehicle ℓ2 gain not certified: {vg.reason}")
-    write(rows, notes, quick, cert, g_cert)
+    write(rows, notes, quick, cert, g_cert, demo_regions(cache) if demos else None)
 
 
-def write(rows, notes, quick, cert, g_cert) -> None:
+#: Text below this line in docs/bench/closed_loop.md is hand-written and kept by :func:`write`.
+KEEP = "<!-- hand-written below: kept when the benchmark rewrites this file -->"
+
+
+def write(rows, notes, quick, cert, g_cert, demo_rows=None) -> None:
     lines = [
         "# Closed-loop certificates: certified vs empirical",
         "",
-        "Command: `python benchmarks/closed_loop.py" + (" --quick`" if quick else "`"),
+        "Command: `python benchmarks/closed_loop.py"
+        + (" --quick" if quick else "")
+        + (" --demos" if demo_rows else "")
+        + "`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, 2 cores shared with other "
         f"jobs (load average {os.getloadavg()[0]:.1f} at the end of the run, so timings are "
@@ -215,8 +293,7 @@ def write(rows, notes, quick, cert, g_cert) -> None:
     ]
     for name, c, e, r, t, tgt, met in rows:
         lines.append(
-            f"| {name} | {c:.4g} | {e:.4g} | {r:.3f} | {t:.2f} | {tgt} | "
-            f"{'yes' if met else 'NO'} |"
+            f"| {name} | {c:.4g} | {e:.4g} | {r:.3f} | {t:.2f} | {tgt} | {'yes' if met else 'NO'} |"
         )
     under10 = all(r[4] < 10 for r in rows)
     lines += [
@@ -242,12 +319,27 @@ def write(rows, notes, quick, cert, g_cert) -> None:
         "empirical values are the reference.",
     ]
     lines += [f"- {n}" for n in notes]
+    if demo_rows:
+        lines += [
+            "",
+            "Demo controllers (local certificates of the learned controllers; region = the "
+            "ellipsoid's half-width along each state; growth = `closed_loop(grow=True)`):",
+            "",
+            "| loop | growth | half-widths | volume | Δv | time (s) |",
+            "|---|---|---|---|---|---|",
+            *demo_rows,
+        ]
     out = ROOT / "docs/bench/closed_loop.md"
-    out.write_text("\n".join(lines) + "\n")
+    old = out.read_text() if out.exists() else ""
+    kept = old[old.index(KEEP) :] if KEEP in old else KEEP + "\n"
+    out.write_text("\n".join(lines) + "\n\n" + kept)
     console.print("\n".join(lines))
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller grids and fewer ascent steps")
-    main(ap.parse_args().quick)
+    ap.add_argument("--demos", action="store_true", help="also certify the demos' controllers")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp"), help="trained demo nets")
+    a = ap.parse_args()
+    main(a.quick, a.demos, a.cache)

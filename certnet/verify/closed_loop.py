@@ -56,7 +56,8 @@ _RBAR_GRID = (2.0, 2.5, 3.14, 3.8)
 _DV_DOWN = 0.5  # factor of the downward Δv search when the grid finds nothing
 _DV_MIN = 1e-4  # smallest Δv it tries
 _DV_REFINE = 2  # bisections of Δv after the first success
-_GROW_STEPS = 10  # at most this many growth SDPs (closed_loop(grow=True))
+_GROW_STEPS = 12  # at most this many growth SDPs (closed_loop(grow=True))
+_GROW_FACTORS = (2.0, 1.3, 1.1)  # growth per step, tried in turn after a failure
 
 
 # ------------------------------------------------------------------ reading the plant
@@ -272,7 +273,7 @@ def closed_loop(
         Bound r̄ on |θ| for the pendulum's θ − sin θ sector; default: searched.
     grow : bool
         After the Δv search, enlarge the region: re-certify on a parallelotope around the
-        best ellipsoid, scaled by 1.3 (or 1.1) per step, while it is certified (up to 10
+        best ellipsoid, scaled by 2, 1.3 or 1.1 per step, while it is certified (up to 12
         more SDPs; see ``docs/closed_loop.md``). False: the Δv search (or ``dv``) only.
 
     Returns
@@ -315,13 +316,15 @@ def _grid(model, dv, psi_bound):
     return dvs, _RBAR_GRID if psi_bound is None else [float(psi_bound)]
 
 
-def _search(run, model, dv, psi_bound, score):
+def _search(run, model, dv, psi_bound, score, shrink=False):
     """Coordinate search over Δv (then r̄); ``run(dv, rbar)`` → result dict or reason str.
 
     The grid :data:`_DV_GRID` first; when none of it succeeds (and Δv was not given), Δv is
-    halved from the grid's smallest value down to :data:`_DV_MIN` until one succeeds. Around
-    the best Δv, ×0.6 and ×1.6 are tried, then the other r̄. Returns the best result, the
-    failed attempts as (Δv, r̄, reason) and the log [Δv, r̄, score or None].
+    halved from the grid's smallest value down to :data:`_DV_MIN` until one succeeds. Then
+    :data:`_DV_REFINE` geometric bisections between the best Δv and the smallest failed one
+    above it (×1.6 when none failed), with ``shrink`` also ×0.6, then the other r̄. Returns
+    the best result, the failed attempts as (Δv, r̄, reason) and the log
+    [Δv, r̄, score or None].
     """
     dvs, rbars = _grid(model, dv, psi_bound)
     rbar0 = 2.5 if len(rbars) > 1 else rbars[0]
@@ -350,6 +353,8 @@ def _search(run, model, dv, psi_bound, score):
             d0 = best["dv"]
             above = [d for d, r, s in log if s is None and r == rbar0 and d > d0]
             attempt(math.sqrt(d0 * min(above)) if above else d0 * 1.6, rbar0)
+        if shrink:  # a smaller region can have the better score (the ℓ2 gain)
+            attempt(best["dv"] * 0.6, rbar0)
     if best is not None and len(rbars) > 1:
         for r in rbars:
             if r != rbar0:
@@ -359,19 +364,22 @@ def _search(run, model, dv, psi_bound, score):
 
 def _grow(run, best, log):
     """Enlarge a certified ellipsoid {δxᵀPδx ≤ 1}: certify again on the parallelotope
-    |Lᵀδx|∞ ≤ s (P = LLᵀ) with Δv scaled by s, for s = 1.3 (then 1.1), while the volume grows
-    (at most :data:`_GROW_STEPS` SDPs). The parallelotope hugs the previous ellipsoid, so the
+    |Lᵀδx|∞ ≤ s (P = LLᵀ) with Δv scaled by s, while the volume grows (at most
+    :data:`_GROW_STEPS` SDPs). s starts at 2 and falls to 1.3, then 1.1, at each failure;
+    growth stops when s = 1.1 fails. The parallelotope hugs the previous ellipsoid, so the
     zonotope bounds over it are far tighter than over the box of the Δv polytope."""
+    factors = list(_GROW_FACTORS)
     for _ in range(_GROW_STEPS):
+        s = factors[0]
         L = np.linalg.cholesky(best["P"])
-        for s in (1.3, 1.1):
-            res = run(best["dv"] * s, best["rbar"], L.T / s)
-            log.append([best["dv"] * s, best["rbar"], None if isinstance(res, str) else res["vol"]])
-            if not isinstance(res, str) and res["vol"] > best["vol"]:
-                best = res
-                break
-        else:
-            return best
+        res = run(best["dv"] * s, best["rbar"], L.T / s)
+        log.append([best["dv"] * s, best["rbar"], None if isinstance(res, str) else res["vol"]])
+        if not isinstance(res, str) and res["vol"] > best["vol"]:
+            best = res
+            continue
+        factors.pop(0)
+        if not factors:
+            break
     return best
 
 
@@ -625,7 +633,7 @@ def l2_gain(
             (None, [(None, None, res)], []) if isinstance(res, str) else (res, [], [])
         )
     else:
-        best, failures, log = _search(run, model, dv, psi_bound, lambda r: -r["gamma"])
+        best, failures, log = _search(run, model, dv, psi_bound, lambda r: -r["gamma"], shrink=True)
     elapsed = time.perf_counter() - t0
     method = "sector-linearization" if model.linearised else "sector"
     method += "-local" if energy is not None else "-global"

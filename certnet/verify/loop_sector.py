@@ -7,10 +7,13 @@ The loop, in deviations δx = x − x* from a closed-loop equilibrium x*, is
 
 with folded weights (scalings included). Every scalar nonlinearity (each hidden neuron, each
 saturated input, each plant nonlinearity ψ) is covered by a **sector**: its output p and input q
-satisfy (p − α q)(β q − p) ≥ 0. Local sectors come from interval propagation of the box
-|δv_1| ≤ Δv around the equilibrium pre-activations (Yin, Seiler & Arcak, IEEE TAC 2022); the
-ellipsoid {δxᵀPδx ≤ 1} is kept inside that box (and inside |C_ψ δx| ≤ r̄) by the containment
-LMIs [[Δv_i², w_iᵀ], [w_i, P]] ⪰ 0, so the sectors hold wherever the ellipsoid does.
+satisfy (p − α q)(β q − p) ≥ 0. Local sectors come from interval bounds over a region: the box
+|δv_1| ≤ Δv around the equilibrium pre-activations (Yin, Seiler & Arcak, IEEE TAC 2022),
+optionally intersected with an input box or parallelotope in δx (:func:`input_box`,
+:func:`_frame`), propagated by intervals, by zonotopes over the input region and, at the
+output, by the network's product Lipschitz bound, whichever is tightest (:func:`_propagate`).
+The ellipsoid {δxᵀPδx ≤ 1} is kept inside that region (and inside |C_ψ δx| ≤ r̄) by the
+containment LMIs [[b_i², w_iᵀ], [w_i, P]] ⪰ 0, so the sectors hold wherever the ellipsoid does.
 
 Sector of a neuron over δ ∈ [lo, hi] (an interval containing 0): the secant
 s(δ) = (σ(c + δ) − σ(c)) / δ. For an S-shaped σ (tanh, sigmoid, saturation; σ' unimodal) s is
