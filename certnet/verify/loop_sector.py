@@ -298,8 +298,8 @@ def _frame(box: np.ndarray):
     parallelotope |M δx| ≤ 1, e.g. aligned with a previous ellipsoid). Returns the generator
     matrix G, a per-state residual e (every δx in the region is G ε + e', |ε| ≤ 1,
     |e'| ≤ e), the rows and the bounds of the containment test. For M, G = M⁻¹ in floating
-    point and e bounds (I − G M) δx, with |δx| ≤ 2|G|1 (valid while |I − GM| has row sums
-    ≤ ½, checked).
+    point and e bounds R = (I − G M) δx: from δx = G M δx + R δx, ‖δx‖∞ ≤ ‖G‖∞ + ‖R‖∞ ‖δx‖∞,
+    so ‖δx‖∞ ≤ 2 ‖G‖∞ while ‖R‖∞ ≤ ½ (checked).
     """
     box = np.asarray(box, dtype=np.float64)
     n = box.shape[0]
@@ -310,7 +310,8 @@ def _frame(box: np.ndarray):
     resid = np.abs(np.eye(n) - G @ box) + 2 * n * u * (np.abs(G) @ np.abs(box))
     if not resid.sum(axis=1).max() <= 0.5:
         raise CertificateError("the input parallelotope's matrix is too ill-conditioned")
-    return G, resid @ (2 * np.abs(G).sum(axis=1)), box, np.ones(n)
+    xmax = 2.0 * float(np.abs(G).sum(axis=1).max())
+    return G, resid.sum(axis=1) * xmax * (1 + 1e-12), box, np.ones(n)
 
 
 class _Zonotope:

@@ -208,3 +208,25 @@ def test_growth_certifies_a_larger_region_on_a_parallelotope_and_rechecks():
     t = dataclasses.replace(grown, data={**grown.data, "box": (frame * 1.5).tolist()})
     with pytest.raises(CertificateError, match="containment"):
         t.check(net)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid"])
+def test_parallelotope_bounds_contain_every_sampled_deviation(act):
+    arrays, f = _arrays(act, seed=7)
+    model = _model(2, 0.5)
+    w1, dv = arrays["weights"][0], 0.2
+    rot = np.array([[np.cos(0.5), -np.sin(0.5)], [np.sin(0.5), np.cos(0.5)]])
+    M = np.diag([1 / 0.05, 1 / 0.3]) @ rot.T  # |M δx| ≤ 1: a thin rotated parallelogram
+    rng = np.random.default_rng(2)
+    eps = rng.uniform(-1, 1, (40000, 2))
+    eps[:5000] = np.sign(eps[:5000])  # its corners
+    x = np.linalg.solve(M, eps.T).T
+    scale = np.maximum(np.abs(x @ w1.T).max(axis=1, keepdims=True) / dv, 1.0)
+    x = np.vstack([x[scale[:, 0] == 1], x / scale])  # inside |W₁δx| ≤ Δv, or pulled onto it
+    assert np.all(np.abs(x @ M.T) <= 1 + 1e-12)
+    tight = _propagate(model, arrays, dv, M)
+    box = _propagate(model, arrays, dv, np.abs(np.linalg.inv(M)).sum(axis=1))
+    for (lo, hi), (blo, bhi), dev in zip(tight, box, _layers(arrays, f, x), strict=True):
+        assert np.all(dev >= lo[None] - 1e-12) and np.all(dev <= hi[None] + 1e-12)
+    # hugging the rotated region beats its axis-aligned bounding box at the output
+    assert (tight[-1][1] - tight[-1][0]).max() < (box[-1][1] - box[-1][0]).max()
