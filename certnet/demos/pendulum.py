@@ -135,10 +135,6 @@ def _zoom(ax: Any, plant: Any, policy: Any, region: Region) -> None:
     ax.legend(fontsize=7, loc="upper right")
 
 
-#: First-layer box half-widths Δv tried by the local closed-loop certificate.
-_LOOP_DVS = (0.004, 0.006, 0.008)
-
-
 def _equilibrium(stack: LayerStack, plant: Any) -> float | None:
     """θ* near upright where the network's torque holds the pendulum at rest, i.e. the root of
     a sin θ + b sat(π(cos θ, sin θ, 0)) = 0 (a = 3g/(2l), b = 3/(m l²)) where the feedback
@@ -204,11 +200,10 @@ def _loop_section(out: Path, net: nn.Module, quick: bool, seed: int) -> Section:
         "enter exactly, through local sector bounds valid inside the region. It proves that "
         "each trajectory of that loop starting in the ellipse stays in it and converges to "
         "x*. ρ close to 1 is the certified worst-case decrease per step; what is proved is "
-        "ρ < 1. Why the region is small: the sector of the torque saturation comes from "
-        "interval bounds propagated through the 64-64 network from the first-layer box "
-        "|δv₁| ≤ Δv, and these bounds pass the ±2 N m limit for Δv above about 0.01, so "
-        "`closed_loop`'s default Δv search (0.06 … 2.7) finds no certificate and the demo "
-        f"tries Δv ∈ {_LOOP_DVS}. {scope}"
+        "ρ < 1. The region is found by `closed_loop`'s own search (first-layer box half-width "
+        "Δv, then growth on parallelotopes around the best ellipse); the saturation's sector "
+        "comes from zonotope and Lipschitz bounds on the torque over the region. "
+        f"{scope}"
     )
     policy = cn.export.to_policy(net, plant=plant)
     return closed_loop_section(
@@ -221,7 +216,6 @@ def _loop_section(out: Path, net: nn.Module, quick: bool, seed: int) -> Section:
         quick=quick,
         seed=seed,
         steps=200,
-        dvs=_LOOP_DVS,
         recheck=(
             "`Certificate.load(p).check()` re-proves it from the weights stored in it: the "
             "saved network in state-feedback form (observation map linearised at x*)."

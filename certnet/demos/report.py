@@ -490,14 +490,16 @@ def closed_loop_section(
         The two states of the phase portrait; the region is the ellipsoid's slice there (the
         other states at their equilibrium values).
     quick : bool
-        One SDP, at the first of ``dvs`` (default Δv = 0.1), instead of the search.
+        One SDP, at the first of ``dvs`` (default Δv = 0.1), without region growth, instead of
+        the search.
     seed : int
         Seed of the sampled boundary states.
     steps : int
         Steps of the sampled check.
     dvs : tuple of float, optional
-        Half-widths Δv of the first-layer box to try (one SDP each; the largest certified
-        region wins) instead of :func:`certnet.verify.closed_loop`'s own search.
+        Half-widths Δv of the first-layer box to try (each grown as
+        :func:`certnet.verify.closed_loop` does; the largest certified region wins) instead of
+        its own search (the default, and the better choice: it also searches downwards).
     recheck : str
         Markdown telling how to re-prove ``closed_loop_certificate.json``.
 
@@ -513,7 +515,8 @@ def closed_loop_section(
     if quick:
         grid = (grid[0] if grid[0] is not None else 0.1,)
     certs = [
-        cn.verify.closed_loop(plant, state_net, method="sector", x_eq=x_eq, dv=dv) for dv in grid
+        cn.verify.closed_loop(plant, state_net, method="sector", x_eq=x_eq, dv=dv, grow=not quick)
+        for dv in grid
     ]
     proved = [c for c in certs if c.certified]
     cert = max(proved, key=lambda c: c.data["roa_volume"]) if proved else certs[-1]
