@@ -175,8 +175,10 @@ def _pendulum_section(rows: list[dict], info: dict, episodes: int) -> list[str]:
         f"LQR expert (expert return {info['expert']:.1f}); the optimiser steps per round are "
         f"in the table. NormalizedMLP budget {cfg.lipschitz:g} N m per observation unit "
         "(Frobenius product bound, by construction); the certified bound is the tightest of the "
-        "`product` and `fast` methods, re-checked in float64. The unconstrained network has no "
-        "bound by construction; its bound is certified after training by the same methods.",
+        "`product` and `fast` methods, re-checked in float64; `fast` is an anytime method, "
+        "stopped here after 20 s per network, so on a busy machine it may stop with a looser "
+        "bound (still certified). The unconstrained network has no bound by construction; its "
+        "bound is certified after training by the same methods.",
         "",
         "| variant | optimiser steps per round | mean return ± std | Δ return vs MM | certified "
         "Lipschitz bound (method) | final imitation MSE (N m)² | training time (s) |",
