@@ -24,18 +24,15 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import certnet as cn  # noqa: E402
-from certnet.demos.report import (  # noqa: E402
-    DemoResult,
+from certnet.demos.loop import closed_loop_section, draw_region  # noqa: E402
+from certnet.demos.pipeline import (  # noqa: E402
     GymDemo,
-    Region,
-    Section,
-    closed_loop_section,
     demo_config,
     demo_main,
-    draw_region,
     run_gym_demo,
     timed_imitate,
 )
+from certnet.demos.report import DemoResult, Region, Section  # noqa: E402
 from certnet.train import ImitationConfig, TrainResult  # noqa: E402
 
 __all__ = ["ENV_ID", "BOX", "plant", "config", "network", "train", "run", "main"]

@@ -19,15 +19,14 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import certnet as cn  # noqa: E402
-from certnet.demos.report import (  # noqa: E402
-    DemoResult,
+from certnet.demos.pipeline import (  # noqa: E402
     GymDemo,
-    Region,
     demo_config,
     demo_main,
     run_gym_demo,
     timed_imitate,
 )
+from certnet.demos.report import DemoResult, Region  # noqa: E402
 from certnet.plants.policy import apply_policy  # noqa: E402
 from certnet.train import ImitationConfig, TrainResult  # noqa: E402
 

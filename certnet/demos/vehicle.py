@@ -27,15 +27,14 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import certnet as cn  # noqa: E402
+from certnet.demos.pipeline import demo_main, timed_imitate  # noqa: E402
 from certnet.demos.report import (  # noqa: E402
     DemoResult,
     certify,
-    demo_main,
     plot_bounds,
     plot_training,
     sampled_lipschitz,
     save_controller,
-    timed_imitate,
     write_report,
 )
 from certnet.nn import NormalizedMLP, extract_layers  # noqa: E402

@@ -4,7 +4,7 @@ import pytest
 
 import certnet as cn
 from certnet import demos
-from certnet.demos.report import closed_loop_section
+from certnet.demos.loop import closed_loop_section
 from certnet.verify import Certificate
 
 _RUNS: dict = {}
