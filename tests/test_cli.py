@@ -458,3 +458,10 @@ def test_every_command_with_json_sends_its_work_to_stderr():
         if c.callback.__name__ in with_json:
             assert c.callback.__wrapped__ is not None, c.callback.__name__
     assert cli._JSON_STDOUT.get() is None
+
+
+def test_summary_table_does_not_round_a_decrease_rate_to_one():
+    from certnet.cli import _number
+
+    assert _number(0.9999999938) == "0.9999999938"
+    assert _number(1.0) == "1" and _number(-144.5759347) == "-144.576"
