@@ -159,11 +159,11 @@ def _kv_table(title: str, rows: dict[str, Any]) -> Table:
     t.add_column(style="bold")
     t.add_column()
     for k, v in rows.items():
-        t.add_row(k, _number(v) if isinstance(v, float) else str(v))
+        t.add_row(k, _six_digits(v) if isinstance(v, float) else str(v))
     return t
 
 
-def _number(v: float) -> str:
+def _six_digits(v: float) -> str:
     """Six significant digits, more when six would round a value that is not 1 to "1" (a
     certified decrease rate ρ = 0.9999999938 must not read as ρ = 1, which proves nothing)."""
     text = f"{v:.6g}"

@@ -461,7 +461,7 @@ def test_every_command_with_json_sends_its_work_to_stderr():
 
 
 def test_summary_table_does_not_round_a_decrease_rate_to_one():
-    from certnet.cli import _number
+    from certnet.cli import _six_digits as show
 
-    assert _number(0.9999999938) == "0.9999999938"
-    assert _number(1.0) == "1" and _number(-144.5759347) == "-144.576"
+    assert show(0.9999999938) == "0.9999999938"
+    assert show(1.0) == "1" and show(-144.5759347) == "-144.576"
