@@ -7,8 +7,9 @@ import math
 import torch
 from torch import nn
 
-from certnet.geometry import inner, norm
+from certnet.geometry import inner
 from certnet.optim.curve import Closure, SphereOptimizer
+from certnet.optim.direction import Direction
 from certnet.optim.mm import KAPPA_INIT, mm_step_size
 
 __all__ = ["AutoNewton", "curve_derivatives", "ARMIJO", "MAX_HALVINGS"]
@@ -41,10 +42,16 @@ def curve_derivatives(
     (φ(0), φ'(0), φ''(0), D, d)
         Values as floats, and the curve's point and bias directions.
     """
+    phi0, d2, direction = _derivatives(opt, closure)
+    return phi0, -direction.slope, d2, direction.dw, direction.db
+
+
+def _derivatives(opt: SphereOptimizer, closure: Closure) -> tuple[float, float, Direction]:
+    """φ(0), φ''(0) and the search direction (slope φ'(0) = −direction.slope)."""
     loss, gw, gb, raw = opt._loss_and_grad(closure, create_graph=True)
     layers = opt._layers
     direction = opt._direction(gw, gb)
-    dw, db, g = direction.dw, direction.db, direction.slope
+    dw, db = direction.dw, direction.db
     vs = list(dw) + [d for d in db if d is not None]
     with torch.enable_grad():
         s = sum(inner(r, v) for r, v in zip(raw, vs, strict=True))
@@ -58,7 +65,7 @@ def curve_derivatives(
         float(inner(d, d)) / lin.radius**2 * float(inner(r.detach(), lin.point.detach()))
         for lin, d, r in zip(layers, dw, raw, strict=False)
     )
-    return float(loss.detach()), -g, quad - bend, dw, db
+    return float(loss.detach()), quad - bend, direction
 
 
 class AutoNewton(SphereOptimizer):
@@ -118,14 +125,12 @@ class AutoNewton(SphereOptimizer):
         TypeError
             No closure, or the closure does not return a scalar tensor.
         """
-        phi0, d1, d2, dw, db = curve_derivatives(self, closure)
-        g = -d1
+        phi0, d2, direction = _derivatives(self, closure)
+        g, dw, db = direction.slope, direction.dw, direction.db
         depth = len(self._layers)
         source = "newton" if (math.isfinite(d2) and d2 > 0.0) else "mm"
         eta = g / d2 if source == "newton" else mm_step_size(g, KAPPA_INIT)
-        turn = max(float(norm(d)) / lin.radius for lin, d in zip(self._layers, dw, strict=True))
-        if turn > 0.0:
-            eta = min(eta, (math.pi / 2.0) / turn)
+        eta = min(eta, self._eta_cap(direction))
         saved = self._save()
         angles, tries, accepted = [0.0] * depth, 0, 0.0
         if g > 0.0:

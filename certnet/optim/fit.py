@@ -163,7 +163,7 @@ def fit(
             for start in range(0, n, bs):
                 idx = order[start : start + bs]
                 xb, yb = X[idx], Y[idx]
-                if bs < n and hasattr(opt, "restart"):
+                if bs < n:
                     opt.restart()  # a new mini-batch is a new objective: drop curvature pairs
                 try:
                     opt.step(lambda xb=xb, yb=yb: objective(xb, yb))
