@@ -50,6 +50,7 @@ import torch
 
 from certnet.errors import CertificateError
 from certnet.nn.activations import ActivationSpec
+from certnet.verify.product import spectral_norms
 
 __all__ = [
     "LoopModel",
@@ -251,14 +252,14 @@ def input_box(w1: np.ndarray, dv: float) -> np.ndarray | None:
 
 
 def _lipschitz_product(net: dict) -> float:
-    """∏ ‖W_k‖₂ ∏ Lip(σ_k) of the folded network, rounded up (as in
-    :mod:`certnet.verify.product`): a certified Lipschitz bound of δx ↦ δu in the ℓ2 norm."""
+    """∏ ‖W_k‖₂ ∏ Lip(σ_k) of the folded network, rounded up (norms from
+    :func:`certnet.verify.product.spectral_norms`): a certified Lipschitz bound of δx ↦ δu in
+    the ℓ2 norm."""
     ws = net["weights"]
     u = np.finfo(np.float64).eps / 2
     val = 1.0
-    for w in ws:
-        sv = np.linalg.svd(w, compute_uv=False)[0] if w.size else 0.0
-        val *= float(sv) * (1 + 8 * (sum(w.shape) + 1) * u)
+    for s in spectral_norms(ws):
+        val *= s
     for k in range(len(ws) - 1):
         val *= _spec(net, k).lipschitz
     return val * (1 + 8 * (2 * len(ws) + 1) * u)

@@ -24,13 +24,21 @@ import numpy as np
 from certnet.errors import CertificateError
 from certnet.verify.certificate import Certificate, register_checker
 
-__all__ = ["product_bound", "product_certificate"]
+__all__ = ["product_bound", "product_certificate", "spectral_norms"]
 
 _U = np.finfo(np.float64).eps / 2
 
 
 def _up(x: float, n: int) -> float:
     return float(x) * (1.0 + 8.0 * (n + 1) * _U)
+
+
+def spectral_norms(weights) -> list[float]:
+    """‖W_k‖₂ of every matrix (largest singular value, numpy's SVD), rounded up by
+    8 (m + n + 1) u relative for an m × n matrix; 0 for an empty one."""
+    return [
+        _up(np.linalg.svd(w, compute_uv=False)[0], sum(w.shape)) if w.size else 0.0 for w in weights
+    ]
 
 
 def product_bound(stack) -> dict:
@@ -43,11 +51,8 @@ def product_bound(stack) -> dict:
         ``act_lipschitz`` (one per hidden layer), ``product_spectral``, ``product_frobenius``.
     """
     ws = stack.folded_weights()
-    spec, frob = [], []
-    for w in ws:
-        n = sum(w.shape)
-        spec.append(_up(np.linalg.svd(w, compute_uv=False)[0], n) if w.size else 0.0)
-        frob.append(_up(np.linalg.norm(w), w.size))
+    spec = spectral_norms(ws)
+    frob = [_up(np.linalg.norm(w), w.size) for w in ws]
     acts = [float(a.lipschitz) for a in stack.activations]
     k = len(ws) + len(acts)
     return {
