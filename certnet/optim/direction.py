@@ -13,10 +13,16 @@ where H_t is the two-loop-recursion inverse-Hessian estimate built from the last
 ``MEMORY`` = 10 pairs (s_i, y_i): s_i the step taken in angle coordinates and
 y_i = ĝ_{i+1} − 𝒯ĝ_i the change of gradient, all moved to the current tangent spaces by
 𝒯: V ↦ V − ⟨U, V⟩U on the U-parts (bias parts unchanged), and the initial scaling
-H⁰ = (⟨s, y⟩ / ⟨y, y⟩) I of the newest pair. A pair with ⟨s, y⟩ ≤ 0 (no positive curvature
-seen) is not stored, so H_t stays positive definite; if P_t is nevertheless not a descent
-direction, the memory is dropped and P_t = −ĝ_t. The memory length 10 is the textbook default
-(Nocedal & Wright, §7.2) and not a tuning knob: the step size is chosen by MM or AutoNewton.
+H⁰ = (⟨s, y⟩ / ⟨y, y⟩) I of the newest pair. Every inner product is accumulated in float64.
+A pair is used only while its curvature is resolved: ⟨s, y⟩ > ``CURVATURE`` · ‖s‖ ‖y‖ with
+``CURVATURE`` = 100 ε of the parameters' dtype (2.2e-14 in float64, 1.2e-5 in float32), checked
+when it is formed *and* again after every transport (projection can shrink ⟨s, y⟩ to zero). A
+pair whose curvature is below that is noise — in float32, steps of ~1e-12 make ⟨s, y⟩ exactly 0
+— so it is dropped, and each division by ⟨s, y⟩ is by a number well away from zero; H_t then
+stays positive definite in floating point, not only in exact arithmetic. If P_t is nevertheless
+not a descent direction, the memory is dropped and P_t = −ĝ_t. The memory length 10 is the
+textbook default (Nocedal & Wright, §7.2) and not a tuning knob: the step size is chosen by MM
+or AutoNewton.
 
 The direction is then scaled to **unit total angle**: Σ_k ‖(P_k^U, P_k^c)‖ = 1. At curve
 parameter η the layers turn by angles θ_k with Σ_k θ_k ≤ η, which is what the majoriser of
@@ -35,12 +41,14 @@ import torch
 from certnet.geometry import inner, proju
 from certnet.nn.frobenius import FrobeniusLinear
 
-__all__ = ["Direction", "search_direction", "record_step", "DIRECTIONS", "MEMORY"]
+__all__ = ["Direction", "search_direction", "record_step", "DIRECTIONS", "MEMORY", "CURVATURE"]
 
 #: The search directions MM and AutoNewton accept.
 DIRECTIONS = ("lbfgs", "gradient")
 #: Number of (s, y) pairs the L-BFGS memory keeps.
 MEMORY = 10
+#: A curvature pair is kept while ⟨s, y⟩ > CURVATURE · ε(dtype) · ‖s‖ ‖y‖ (relative round-off).
+CURVATURE = 100.0
 
 Flat = list[torch.Tensor]  # U-parts of every layer, then the bias parts (angle coordinates)
 
@@ -72,7 +80,15 @@ class Direction:
 
 
 def _dot(a: Flat, b: Flat) -> float:
-    return sum(float(inner(u, v)) for u, v in zip(a, b, strict=True))
+    """Σ ⟨a_i, b_i⟩ accumulated in float64 (float32 parts are promoted before multiplying)."""
+    return sum(float(inner(u.double(), v.double())) for u, v in zip(a, b, strict=True))
+
+
+def _resolved(s: Flat, y: Flat) -> bool:
+    """Whether the pair's curvature ⟨s, y⟩ is positive beyond round-off (see module notes)."""
+    eps = torch.finfo(s[0].dtype).eps
+    sy = _dot(s, y)
+    return math.isfinite(sy) and sy > CURVATURE * eps * math.sqrt(_dot(s, s) * _dot(y, y))
 
 
 def _axpy(alpha: float, x: Flat, y: Flat) -> Flat:
@@ -119,10 +135,14 @@ def search_direction(
     if kind == "lbfgs" and "last" in memory:
         step, old = memory.pop("last")
         s, y = _transport(units, step), _axpy(-1.0, _transport(units, old), grad)
-        if _dot(s, y) > 0.0:
+        if _resolved(s, y):
             pairs_s, pairs_y = (pairs_s + [s])[-MEMORY:], (pairs_y + [y])[-MEMORY:]
-    pairs_s = [_transport(units, s) for s in pairs_s]
-    pairs_y = [_transport(units, y) for y in pairs_y]
+    moved = [
+        (_transport(units, s), _transport(units, y))
+        for s, y in zip(pairs_s, pairs_y, strict=True)
+    ]
+    moved = [(s, y) for s, y in moved if _resolved(s, y)]
+    pairs_s, pairs_y = [s for s, _ in moved], [y for _, y in moved]
     q = list(grad)
     alphas = []
     for s, y in zip(reversed(pairs_s), reversed(pairs_y), strict=True):

@@ -35,7 +35,7 @@ __all__ = ["lipschitz", "METHODS"]
 METHODS = ("auto", "fast", "lipsdp-neuron", "lipsdp-layer", "product")
 
 
-def _fast(stack, time_budget: float, max_iter: int) -> Certificate:
+def _fast(stack, time_budget: float | None, max_iter: int) -> Certificate:
     net = slope_net(stack, "fast")
     nn_, s = net.normalized()
     p2 = [1.0]
@@ -52,7 +52,7 @@ def lipschitz(
     method: str = "fast",
     *,
     solver: str | None = None,
-    time_budget: float = 45.0,
+    time_budget: float | None = None,
     max_iter: int = 300,
     max_memory: float = 4e9,
 ) -> Certificate:
@@ -68,9 +68,11 @@ def lipschitz(
     method : {"fast", "auto", "lipsdp-neuron", "lipsdp-layer", "product"}
     solver : {"CVXOPT", "SCS"}, optional
         For the lipsdp methods (default by size).
-    time_budget : float
-        Seconds for the "fast" optimiser; it stops with the best multipliers so far (still a
-        proved bound).
+    time_budget : float, optional
+        A cap in seconds for the "fast" optimiser, for users who need one; it then stops with
+        the best multipliers so far (still a proved bound) and says so in
+        ``solver["status"]``. Default None: it stops on its tolerance or ``max_iter`` only, so
+        the certified value does not depend on the machine's load.
     max_iter : int
         Newton steps allowed to the "fast" optimiser.
     max_memory : float

@@ -153,3 +153,26 @@ def test_unknown_direction_is_refused(problem, cls):
     _, _, make, _ = problem
     with pytest.raises(ValueError, match="lbfgs, gradient"):
         cls(make(), direction="adam")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pairs_with_unresolved_curvature_are_dropped(dtype):
+    """Steps at the dtype's resolution: ⟨s, y⟩ is round-off, so the pair is not used (no
+    division by a zero curvature, the direction stays finite and descends)."""
+    from certnet.nn import NormalizedMLP
+
+    net = NormalizedMLP([3, 8, 1], radii=1.0, dtype=dtype, seed=0)
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(64, 3, generator=g, dtype=dtype)
+    gw, gb = _grads(net, X, torch.sin(X[:, :1]))
+    units = [lin.point.detach() / lin.radius for lin in net.linears]
+    s = [proju(u, torch.randn(u.shape, generator=g, dtype=dtype), 1.0) * 1e-12 for u in units]
+    s += [torch.zeros(lin.out_features, dtype=dtype) for lin in net.linears]
+    r = [proju(u, torch.randn(u.shape, generator=g, dtype=dtype), 1.0) for u in units]
+    r += [torch.zeros_like(v) for v in s[len(units) :]]
+    c = sum(float(inner(a, b)) for a, b in zip(s, r)) / sum(float(inner(a, a)) for a in s)
+    y = [b - c * a for a, b in zip(s, r)]  # ⟨s, y⟩ = 0 up to round-off: no curvature seen
+    memory = {"s": [s], "y": [y]}
+    d = search_direction(net.linears, gw, gb, memory, "lbfgs")
+    assert d.pairs == 0 and memory["s"] == []
+    assert d.slope > 0 and all(bool(torch.isfinite(v).all()) for v in d.dw)
