@@ -336,7 +336,11 @@ def train(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Train a controller from a TOML config; writes OUT/controller.safetensors."""
+    """Train a controller from a TOML config; writes OUT/controller.safetensors.
+
+    The [train] table's optimizer is one of mm (default) and autonewton, which choose their
+    own step size, or rsgd and adam, which need lr.
+    """
     out = out if out is not None else Path("runs") / config.stem
     raw, method, cfg, plant, expert = _train_setup(config, out, resume)
     train_mod = _require("train")
@@ -353,6 +357,7 @@ def train(
     payload: dict[str, Any] = {
         "plant": raw["plant"],
         "method": method,
+        "optimizer": cfg.optimizer,
         "iterations": len(history.loss),
         "first_loss": history.loss[0] if history.loss else float("nan"),
         "final_loss": history.loss[-1] if history.loss else float("nan"),

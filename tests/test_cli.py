@@ -191,6 +191,22 @@ def test_train_resume_continues_identically(tmp_path):
         assert torch.equal(cn.load(straight["controller"])(x), cn.load(resumed["controller"])(x))
 
 
+@pytest.mark.parametrize("optimizer", ["autonewton", "rsgd"])
+def test_train_reaches_every_optimiser_of_the_registry(tmp_path, optimizer):
+    lr = "lr = 0.05\n" if optimizer == "rsgd" else ""
+    text = TINY.format(iterations=3) + f'optimizer = "{optimizer}"\n' + lr
+    out = run_json("train", _config(tmp_path, text), "--out", tmp_path / "run")
+    assert out["optimizer"] == optimizer and out["iterations"] == 3
+    assert out["by_construction_bound"] <= 10.0
+
+
+def test_train_help_lists_the_registry():
+    from certnet.optim import OPTIMIZERS
+
+    r = run("train", "--help")
+    assert r.exit_code == 0 and all(name in r.stdout for name in OPTIMIZERS)
+
+
 def test_train_imitate_with_an_expert(tmp_path):
     text = """
 plant = "pendulum"
@@ -226,6 +242,18 @@ progress = false
         ('plant = "pendulum"\nexpert = "lqr"\n', r"'expert' is only used by method = 'imitate'"),
         ('plant = "pendulum"\ntrain = 3\n', r"'train' must be a table"),
         ('plant = "pendulum"\n[train]\nlipschitz = -1.0\n', r"lipschitz must be > 0"),
+        (
+            'plant = "pendulum"\n[train]\noptimizer = "sgd"\n',
+            r"\[train\]: optimizer must be one of 'mm', 'autonewton', 'rsgd', 'adam', got 'sgd'",
+        ),
+        (
+            'plant = "pendulum"\n[train]\nlr = 0.001\n',
+            r"\[train\]: optimizer 'mm' chooses its own step size .* remove lr",
+        ),
+        (
+            'plant = "pendulum"\n[train]\noptimizer = "adam"\n',
+            r"\[train\]: optimizer 'adam' needs a learning rate: pass lr, e.g. lr=0.001",
+        ),
         ('plant = "pendulum"\n[plant_kwargs]\nmass = -1.0\n', r"mass must be a positive"),
     ],
 )

@@ -4,9 +4,13 @@
 * :class:`AutoNewton` — Newton step along the update curve from nested autodiff, safeguarded;
 * :class:`RiemannianSGD` — fixed-step baseline on the spheres;
 * :func:`normalize_data` — data scalings from the initialised network's ℓ2 gain;
-* :func:`fit` — init → normalise → optimise, with a history for plotting.
+* :func:`fit` — init → normalise → optimise, with a history for plotting;
+* :data:`OPTIMIZERS` / :func:`build_optimizer` — the registry of optimiser names ("mm",
+  "autonewton", "rsgd", "adam") shared by ``fit``, :mod:`certnet.train` and ``certnet train``.
 
 All optimisers keep ‖W_k‖_F = r_k exactly, so the network's Lipschitz bound holds at every step.
+They accept both closure conventions (certnet's, which returns the loss, and PyTorch's, which
+calls ``backward()``) and, under ``torch.distributed``, average over the processes.
 """
 
 from certnet.optim.autonewton import AutoNewton, curve_derivatives
@@ -14,6 +18,7 @@ from certnet.optim.curve import find_layers
 from certnet.optim.fit import History, fit
 from certnet.optim.mm import MM, majoriser, mm_step_size
 from certnet.optim.normalization import Normalization, normalize_data
+from certnet.optim.registry import OPTIMIZERS, OptimizerSpec, build_optimizer, check_optimizer
 from certnet.optim.rsgd import RiemannianSGD
 
 __all__ = [
@@ -28,4 +33,8 @@ __all__ = [
     "normalize_data",
     "History",
     "fit",
+    "OPTIMIZERS",
+    "OptimizerSpec",
+    "build_optimizer",
+    "check_optimizer",
 ]

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from certnet.geometry import inner
-from certnet.optim.curve import Closure, SphereOptimizer
+from certnet.optim.closure import Closure
+from certnet.optim.curve import Evaluated, SphereOptimizer
 from certnet.optim.direction import Direction
 from certnet.optim.mm import KAPPA_INIT, mm_step_size
 
@@ -42,30 +43,35 @@ def curve_derivatives(
     (φ(0), φ'(0), φ''(0), D, d)
         Values as floats, and the curve's point and bias directions.
     """
-    phi0, d2, direction = _derivatives(opt, closure)
-    return phi0, -direction.slope, d2, direction.dw, direction.db
+    start, d2, direction = _derivatives(opt, closure)
+    return start.phi, -direction.slope, d2, direction.dw, direction.db
 
 
-def _derivatives(opt: SphereOptimizer, closure: Closure) -> tuple[float, float, Direction]:
-    """φ(0), φ''(0) and the search direction (slope φ'(0) = −direction.slope)."""
-    loss, gw, gb, raw = opt._loss_and_grad(closure, create_graph=True)
+def _derivatives(opt: SphereOptimizer, closure: Closure) -> tuple[Evaluated, float, Direction]:
+    """φ(0) and the gradients, φ''(0), and the search direction (φ'(0) = −direction.slope).
+
+    Under ``torch.distributed`` the gradient and the curvature term ⟨v, ∇²loss v⟩ are averaged
+    over the processes (both are linear in the loss), so φ''(0) is that of the mean loss.
+    """
+    start = opt._loss_and_grad(closure, create_graph=True)
     layers = opt._layers
-    direction = opt._direction(gw, gb)
+    direction = opt._direction(start.gw, start.gb)
     dw, db = direction.dw, direction.db
     vs = list(dw) + [d for d in db if d is not None]
     with torch.enable_grad():
-        s = sum(inner(r, v) for r, v in zip(raw, vs, strict=True))
+        s = sum(inner(r, v) for r, v in zip(start.local, vs, strict=True))
         params = opt.param_groups[0]["params"]
         if s.requires_grad:
             hv = torch.autograd.grad(s, params, allow_unused=True)
         else:  # the loss is affine in the parameters
             hv = [None] * len(params)
     quad = sum(float(inner(v, h)) for v, h in zip(vs, hv, strict=True) if h is not None)
+    (quad,) = opt._mean([torch.tensor(quad, dtype=torch.float64)])
     bend = sum(
-        float(inner(d, d)) / lin.radius**2 * float(inner(r.detach(), lin.point.detach()))
-        for lin, d, r in zip(layers, dw, raw, strict=False)
+        float(inner(d, d)) / lin.radius**2 * float(inner(r, lin.point.detach()))
+        for lin, d, r in zip(layers, dw, start.euclidean, strict=False)
     )
-    return float(loss.detach()), quad - bend, direction
+    return start, float(quad) - bend, direction
 
 
 class AutoNewton(SphereOptimizer):
@@ -92,17 +98,31 @@ class AutoNewton(SphereOptimizer):
         layers with mode "sphere".
     direction : {"lbfgs", "gradient"}
         Search direction, as for :class:`MM`.
+    process_group : torch.distributed.ProcessGroup, optional
+        Group to average the loss, gradient, curvature and trial losses over, as for
+        :class:`MM`.
 
     Raises
     ------
     TypeError
-        A trainable parameter is not on a Frobenius sphere; ``net`` is not a module.
+        A trainable parameter is not on a Frobenius sphere; ``net`` is not a module;
+        ``process_group`` is not a process group.
     ValueError
         A layer uses mode "ball"; an unknown ``direction``.
+
+    Notes
+    -----
+    No learning rate: a ``torch.optim.lr_scheduler`` on it raises a ``TypeError`` saying so.
     """
 
-    def __init__(self, net: nn.Module, direction: str = "lbfgs") -> None:
-        super().__init__(net, {}, direction=direction)
+    def __init__(
+        self,
+        net: nn.Module,
+        direction: str = "lbfgs",
+        *,
+        process_group: torch.distributed.ProcessGroup | None = None,
+    ) -> None:
+        super().__init__(net, {}, direction=direction, process_group=process_group)
 
     def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
         """One safeguarded Newton step.
@@ -111,12 +131,14 @@ class AutoNewton(SphereOptimizer):
         ----------
         closure : callable
             ``closure() -> loss`` (scalar tensor, twice differentiable) from the current
-            weights; it must not call ``backward()``.
+            weights, in either convention (as for :meth:`MM.step`). A ``backward()`` call in
+            the closure is recorded and not run: AutoNewton differentiates the recorded
+            tensors itself, keeping the graph for the Hessian-vector product.
 
         Returns
         -------
         Tensor
-            The loss before the step.
+            The loss before the step (averaged over the processes).
 
         Raises
         ------
@@ -125,8 +147,8 @@ class AutoNewton(SphereOptimizer):
         TypeError
             No closure, or the closure does not return a scalar tensor.
         """
-        phi0, d2, direction = _derivatives(self, closure)
-        g, dw, db = direction.slope, direction.dw, direction.db
+        start, d2, direction = _derivatives(self, closure)
+        phi0, g, dw, db = start.phi, direction.slope, direction.dw, direction.db
         depth = len(self._layers)
         source = "newton" if (math.isfinite(d2) and d2 > 0.0) else "mm"
         eta = g / d2 if source == "newton" else mm_step_size(g, KAPPA_INIT)
@@ -153,4 +175,4 @@ class AutoNewton(SphereOptimizer):
             "angles": angles,
             "evaluations": 1 + tries,
         }
-        return torch.tensor(phi0)
+        return start.loss

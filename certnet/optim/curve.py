@@ -9,24 +9,40 @@ where W_k ∈ S_{r_k} is the stored point of layer k (``layer.point``), D_k a ta
 and d_k the bias direction. Because Exp keeps ‖W_k‖_F = r_k for every η, the Lipschitz bound
 ∏ r_k holds at every point of the curve. The class :class:`SphereOptimizer` holds the shared
 mechanism: find the layers, refuse parameters that are not on a sphere, evaluate the closure and
-its Riemannian gradient, move to Γ(η), and restore the last good weights.
+its Riemannian gradient (in either closure convention, :mod:`certnet.optim.closure`; averaged
+over the processes under ``torch.distributed``, :mod:`certnet.optim.distributed`), move to Γ(η),
+and restore the last good weights.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from certnet.geometry import expmap, inner, norm, proju, projx
 from certnet.nn.frobenius import FrobeniusLinear
+from certnet.optim.closure import (
+    Closure,
+    check_finite_gradient,
+    check_finite_loss,
+    evaluate,
+    loss_value,
+)
 from certnet.optim.direction import DIRECTIONS, Direction, record_step, search_direction
+from certnet.optim.distributed import mean, process_group_of
 
-__all__ = ["SphereOptimizer", "find_layers", "unit_angle_direction"]
-
-Closure = Callable[[], torch.Tensor]
+__all__ = [
+    "SphereOptimizer",
+    "Evaluated",
+    "find_layers",
+    "check_network",
+    "check_no_free_parameters",
+    "unit_angle_direction",
+]
 
 
 def find_layers(net: nn.Module) -> list[FrobeniusLinear]:
@@ -46,27 +62,14 @@ def find_layers(net: nn.Module) -> list[FrobeniusLinear]:
     ValueError
         A layer is in mode ``"ball"``.
     """
-    if not isinstance(net, nn.Module):
-        raise TypeError(
-            f"expected the network (an nn.Module, e.g. certnet.nn.NormalizedMLP), got "
-            f"{type(net).__name__}; certnet's optimisers are built from the network, not from "
-            "a parameter list"
-        )
+    check_network(net)
     layers = [m for m in net.modules() if isinstance(m, FrobeniusLinear)]
     if not layers:
         raise TypeError(
             f"{type(net).__name__} has no FrobeniusLinear layer; build the network with "
             "certnet.nn.NormalizedMLP or certnet.nn.FrobeniusLinear"
         )
-    known = {id(lin.point) for lin in layers}
-    known |= {id(lin.bias) for lin in layers if lin.bias is not None}
-    for name, p in net.named_parameters():
-        if p.requires_grad and id(p) not in known:
-            raise TypeError(
-                f"parameter {name!r} (shape {tuple(p.shape)}) is not on a Frobenius sphere; "
-                "a free step would lose the Lipschitz bound. Use FrobeniusLinear for it, or "
-                "freeze it with requires_grad_(False)"
-            )
+    check_no_free_parameters(net, layers)
     for k, lin in enumerate(layers):
         if lin.mode != "sphere":
             raise ValueError(
@@ -76,6 +79,35 @@ def find_layers(net: nn.Module) -> list[FrobeniusLinear]:
                 "‖W‖_F ≤ r for any value of the stored tensor"
             )
     return layers
+
+
+def check_network(net) -> None:
+    """``TypeError`` unless ``net`` is an ``nn.Module`` (the optimisers are built from one)."""
+    if not isinstance(net, nn.Module):
+        raise TypeError(
+            f"expected the network (an nn.Module, e.g. certnet.nn.NormalizedMLP), got "
+            f"{type(net).__name__}; certnet's optimisers are built from the network, not from "
+            "a parameter list"
+        )
+
+
+def check_no_free_parameters(net: nn.Module, layers: Sequence[FrobeniusLinear]) -> None:
+    """Refuse a trainable parameter of ``net`` that is neither a point nor a bias of ``layers``.
+
+    Raises
+    ------
+    TypeError
+        Such a parameter exists (the message names it and the two fixes).
+    """
+    known = {id(lin.point) for lin in layers}
+    known |= {id(lin.bias) for lin in layers if lin.bias is not None}
+    for name, p in net.named_parameters():
+        if p.requires_grad and id(p) not in known:
+            raise TypeError(
+                f"parameter {name!r} (shape {tuple(p.shape)}) is not on a Frobenius sphere; "
+                "a free step would lose the Lipschitz bound. Use FrobeniusLinear for it, or "
+                "freeze it with requires_grad_(False)"
+            )
 
 
 def unit_angle_direction(
@@ -111,6 +143,55 @@ def unit_angle_direction(
     return dw, db, total / depth
 
 
+class Evaluated(NamedTuple):
+    """The loss and gradients at the start of a step, averaged over the processes.
+
+    Attributes
+    ----------
+    loss : Tensor
+        φ(0) as a 0-d tensor of the closure's dtype (what ``step`` returns).
+    phi : float
+        φ(0) as a float (the value the step's decisions compare against).
+    gw : list of Tensor
+        Riemannian gradients of the points.
+    gb : list of Tensor or None
+        Gradients of the biases (``None`` where a layer has no trainable bias).
+    euclidean : list of Tensor
+        Euclidean gradients of all parameters, points then biases (detached).
+    local : list of Tensor
+        This process's gradients, in the same order, with their graph when the evaluation
+        was asked for one (AutoNewton's Hessian-vector product).
+    """
+
+    loss: torch.Tensor
+    phi: float
+    gw: list[torch.Tensor]
+    gb: list[torch.Tensor | None]
+    euclidean: list[torch.Tensor]
+    local: list[torch.Tensor]
+
+
+class _ParamGroup(dict):
+    """A parameter group that explains the missing learning rate instead of a ``KeyError``.
+
+    Note [no learning rate]: ``torch.optim.lr_scheduler`` reads and rewrites ``group["lr"]``.
+    MM and AutoNewton choose their step size at every step, so a schedule would have nothing
+    to act on; accepting it as a silent no-op would let the user believe it changed something.
+    Reading ``group["lr"]`` therefore raises a ``TypeError`` that says so. The groups of
+    RiemannianSGD hold ``"lr"``, so schedulers work there as in torch.
+    """
+
+    def __missing__(self, key):
+        if key == "lr":
+            raise TypeError(
+                f"{self.owner} has no learning rate: it chooses its step size itself at every "
+                "step, so torch.optim.lr_scheduler (or anything reading param_groups[i]['lr']) "
+                "has nothing to act on. Drop the scheduler; for a scheduled step size use "
+                "certnet.optim.RiemannianSGD(net, lr) (optimizer 'rsgd') or optimizer 'adam'"
+            )
+        raise KeyError(key)
+
+
 class SphereOptimizer(torch.optim.Optimizer):
     """Shared mechanism of the certnet optimisers (not used directly).
 
@@ -122,14 +203,26 @@ class SphereOptimizer(torch.optim.Optimizer):
         As for ``torch.optim.Optimizer``.
     direction : {"lbfgs", "gradient"}
         Search direction of :meth:`_direction` (see :mod:`certnet.optim.direction`).
+    process_group : torch.distributed.ProcessGroup, optional
+        Group to average the loss and gradients over (see :mod:`certnet.optim.distributed`);
+        default: the group of a ``DistributedDataParallel`` ``net``, else the default group
+        whenever ``torch.distributed`` is initialised.
     """
 
-    def __init__(self, net: nn.Module, defaults: dict, direction: str = "lbfgs") -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        defaults: dict,
+        direction: str = "lbfgs",
+        *,
+        process_group: torch.distributed.ProcessGroup | None = None,
+    ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(
                 f"unknown direction {direction!r}; choose one of: {', '.join(DIRECTIONS)}"
             )
         self.direction = direction
+        group = process_group_of(net, process_group)
         layers = []
         for k, lin in enumerate(find_layers(net)):
             if lin.point.requires_grad:
@@ -143,8 +236,20 @@ class SphereOptimizer(torch.optim.Optimizer):
             raise ValueError("every layer is frozen; there is nothing to optimise")
         points = [lin.point for lin in layers]
         biases = [lin.bias for lin in layers if lin.bias is not None and lin.bias.requires_grad]
-        super().__init__(points + biases, defaults)
+        super().__init__([self._new_group(params=points + biases)], defaults)
         self._layers = layers
+        self._process_group = group
+        self._calls_backward = False  # the convention of this step's closure (trials need it)
+
+    def _new_group(self, *args, **kwargs) -> _ParamGroup:
+        group = _ParamGroup(*args, **kwargs)
+        group.owner = type(self).__name__
+        return group
+
+    def __setstate__(self, state: dict) -> None:
+        # load_state_dict (and unpickling) rebuild the groups as plain dicts.
+        super().__setstate__(state)
+        self.param_groups = [self._new_group(g) for g in self.param_groups]
 
     # ------------------------------------------------------------------ state
     @property
@@ -156,6 +261,13 @@ class SphereOptimizer(torch.optim.Optimizer):
     def steps_done(self) -> int:
         """Number of completed calls to ``step``."""
         return int(self._state.get("step", 0))
+
+    @property
+    def last_step(self) -> dict:
+        """What the last ``step`` did (empty before the first): ``"eta"`` (step size),
+        ``"angles"`` (rad turned by each layer), ``"evaluations"`` (closure calls), and
+        optimiser-specific entries."""
+        return self._state.get("last", {})
 
     def restart(self) -> None:
         """Forget the L-BFGS memory: the next step is a steepest-descent step.
@@ -183,62 +295,38 @@ class SphereOptimizer(torch.optim.Optimizer):
         return lin.bias if lin.bias is not None and lin.bias.requires_grad else None
 
     # ------------------------------------------------------------------ evaluation
-    def _check_loss(self, loss, where: str) -> torch.Tensor:
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(
-                f"the closure must return the loss as a scalar tensor, got "
-                f"{type(loss).__name__}"
-                + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
-            )
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the closure returned {float(loss.detach())} {where} at step "
-                f"{self.steps_done}; the weights were not changed (the last good weights "
-                "are kept). Check the data for NaN/inf and that the loss is finite at the "
-                "current weights"
-            )
-        return loss.reshape(())
+    def _mean(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Means over the processes (the tensors themselves in one process)."""
+        return mean(tensors, self._process_group)
 
-    def _loss_and_grad(
-        self, closure: Closure, *, create_graph: bool = False
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor | None], list[torch.Tensor]]:
-        """Evaluate the closure and its gradient.
-
-        Returns the loss (with graph when ``create_graph``), the Riemannian gradients of the
-        points, the bias gradients, and the raw autograd gradients of all parameters in the
-        order points, biases (with graph when ``create_graph``).
-        """
+    def _loss_and_grad(self, closure: Closure, *, create_graph: bool = False) -> Evaluated:
+        """Evaluate the closure and its gradient, averaged over the processes."""
         if closure is None:
             raise TypeError(
-                "step needs a closure: def closure(): return loss_fn(net(X), Y). It must not "
-                "call backward(); the optimiser differentiates it itself"
+                "step needs a closure: def closure(): return loss_fn(net(X), Y) (or, as for "
+                "torch.optim.LBFGS, one that calls opt.zero_grad() and loss.backward() "
+                "before returning the loss)"
             )
         self._project_points()
-        with torch.enable_grad():
-            loss = self._check_loss(closure(), "at the current weights")
-            if not loss.requires_grad:
-                raise ValueError(
-                    "the closure's loss does not depend on the network's weights; compute it "
-                    "from net(...) inside the closure, outside torch.no_grad()"
-                )
-            params = [lin.point for lin in self._layers]
-            params += [b for lin in self._layers if (b := self._bias(lin)) is not None]
-            raw = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
-        raw = [torch.zeros_like(p) if g is None else g for p, g in zip(params, raw, strict=True)]
-        if not all(bool(torch.isfinite(g).all()) for g in raw):
-            raise FloatingPointError(
-                f"the gradient is not finite at step {self.steps_done} "
-                f"(loss {float(loss.detach())}); the weights were not changed (the last good "
-                "weights are kept)"
-            )
+        params = self.param_groups[0]["params"]
+        ev = evaluate(closure, params, create_graph=create_graph)
+        self._calls_backward = ev.calls_backward
+        phi, *euclidean = self._mean(
+            [torch.tensor(float(ev.loss.detach()), dtype=torch.float64)]
+            + [g.detach() for g in ev.grads]
+        )
+        phi = float(phi)
+        check_finite_loss(phi, "at the current weights", self.steps_done)
+        check_finite_gradient(euclidean, self.steps_done, phi)
         depth = len(self._layers)
         gw = [
-            proju(lin.point.detach(), g.detach(), lin.radius)
-            for lin, g in zip(self._layers, raw[:depth], strict=True)
+            proju(lin.point.detach(), g, lin.radius)
+            for lin, g in zip(self._layers, euclidean[:depth], strict=True)
         ]
-        it = iter(raw[depth:])
-        gb = [None if self._bias(lin) is None else next(it).detach() for lin in self._layers]
-        return loss, gw, gb, raw
+        it = iter(euclidean[depth:])
+        gb = [None if self._bias(lin) is None else next(it) for lin in self._layers]
+        loss = torch.tensor(phi, dtype=ev.loss.dtype, device=ev.loss.device)
+        return Evaluated(loss, phi, gw, gb, euclidean, ev.grads)
 
     @torch.no_grad()
     def _project_points(self) -> None:
@@ -289,8 +377,9 @@ class SphereOptimizer(torch.optim.Optimizer):
         return angles
 
     def _value(self, closure: Closure) -> float:
-        """Loss at the current weights without gradient (``inf`` if not finite)."""
-        with torch.no_grad():
-            v = closure()
+        """Loss at the current weights without gradient, averaged over the processes
+        (``inf`` if not finite)."""
+        v = loss_value(closure, calls_backward=self._calls_backward)
+        (v,) = self._mean([torch.tensor(v, dtype=torch.float64)])
         v = float(v)
         return v if math.isfinite(v) else math.inf

@@ -8,15 +8,13 @@ from dataclasses import dataclass, field
 import torch
 
 from certnet.nn.mlp import NormalizedMLP
-from certnet.optim.mm import MM
 from certnet.optim.normalization import Normalization, as_data, normalize_data
+from certnet.optim.registry import build_optimizer, check_optimizer
 
-__all__ = ["History", "fit", "LOSSES", "OPTIMIZERS"]
+__all__ = ["History", "fit", "LOSSES"]
 
 #: Losses ``fit`` knows, in user units.
 LOSSES = ("mse",)
-#: Optimisers ``fit`` can build (``"rsgd"`` needs ``lr``).
-OPTIMIZERS = ("mm", "autonewton", "rsgd")
 
 
 @dataclass
@@ -28,7 +26,8 @@ class History:
     loss : list of float
         MSE on the step's batch after the step, user units (output units²).
     step_size : list of float
-        η taken (MM / AutoNewton curve parameter, or the learning rate for RiemannianSGD).
+        η taken (MM / AutoNewton curve parameter, or the learning rate of "rsgd" and
+        "adam").
     angles : list of list of float
         Rotation angle of each layer's weight at each step, rad.
     evaluations : list of int
@@ -51,20 +50,6 @@ class History:
     epoch_loss: list[float] = field(default_factory=list)
     normalization: Normalization | None = None
     wall_time_s: float = 0.0
-
-
-def _optimizer(net, optimizer: str, lr: float | None):
-    from certnet.optim import AutoNewton, RiemannianSGD
-
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if optimizer == "rsgd":
-        if lr is None:
-            raise ValueError("optimizer='rsgd' needs a learning rate, e.g. lr=0.1")
-        return RiemannianSGD(net, lr)
-    if lr is not None:
-        raise ValueError(f"optimizer={optimizer!r} chooses its own step size; drop lr={lr!r}")
-    return {"mm": MM, "autonewton": AutoNewton}[optimizer](net)
 
 
 def fit(
@@ -97,14 +82,15 @@ def fit(
         Targets, user units.
     loss : {"mse"}
         Loss.
-    optimizer : {"mm", "autonewton", "rsgd"}
-        Optimiser; "rsgd" (RiemannianSGD) needs ``lr``.
+    optimizer : {"mm", "autonewton", "rsgd", "adam"}
+        A name of the optimiser registry :data:`certnet.optim.OPTIMIZERS`; "rsgd"
+        (RiemannianSGD) and "adam" need ``lr``, "mm" and "autonewton" refuse it.
     epochs : int
         Passes over the data, ≥ 1.
     batch_size : int, optional
         Mini-batch size; ``None`` = full batch (one step per epoch).
     lr : float, optional
-        Learning rate, only for ``optimizer="rsgd"``.
+        Learning rate, only for ``optimizer="rsgd"`` or ``"adam"``.
     normalize : bool
         Call :func:`normalize_data` first (keep the network's scalings otherwise).
     seed : int
@@ -119,13 +105,16 @@ def fit(
     Raises
     ------
     ValueError
-        Unknown loss or optimiser, bad ``epochs``/``batch_size``, shapes or NaN/inf in the data.
+        Unknown loss or optimiser (the message lists the registry), a learning rate missing
+        or given where none exists, bad ``epochs``/``batch_size``, shapes or NaN/inf in the
+        data.
     FloatingPointError
         The loss became NaN/inf; the message names the epoch and step, and the network keeps
         the last weights at which the loss was finite.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    check_optimizer(optimizer, lr)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer ≥ 1, got {epochs!r}")
     if not isinstance(net, NormalizedMLP):
@@ -143,7 +132,7 @@ def fit(
             f"the network maps {net.widths[0]} inputs to {net.widths[-1]} outputs; got X of "
             f"shape {tuple(X.shape)} and Y of shape {tuple(Y.shape)}"
         )
-    opt = _optimizer(net, optimizer, lr)
+    opt = build_optimizer(optimizer, net, lr=lr)
     bs = n if batch_size is None else min(batch_size, n)
     gen = torch.Generator().manual_seed(int(seed))
     inv = 1.0 / net.output_scale
@@ -171,7 +160,7 @@ def fit(
                     raise FloatingPointError(
                         f"fit stopped in epoch {epoch}, optimiser step {opt.steps_done}: {e}"
                     ) from e
-                last = opt.state[net.linears[0].point]["last"]
+                last = opt.last_step
                 with torch.no_grad():
                     mse_user = float(((net(xb) - yb) ** 2).mean())
                 hist.loss.append(mse_user)

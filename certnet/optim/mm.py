@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from certnet.optim.curve import Closure, SphereOptimizer
+from certnet.optim.closure import Closure
+from certnet.optim.curve import SphereOptimizer
 
 __all__ = ["MM", "majoriser", "mm_step_size", "fitted_kappa"]
 
@@ -89,13 +90,24 @@ class MM(SphereOptimizer):
         Search direction: Riemannian L-BFGS (default) or steepest descent, both in angle
         coordinates (:mod:`certnet.optim.direction`). Call :meth:`restart` when the
         objective changes between steps.
+    process_group : torch.distributed.ProcessGroup, optional
+        Under ``torch.distributed`` the loss, gradient and trial losses are averaged over
+        this group, so every process takes the same step (:mod:`certnet.optim.distributed`).
+        Default: the group of a ``DistributedDataParallel`` ``net``, else the default group
+        whenever ``torch.distributed`` is initialised.
 
     Raises
     ------
     TypeError
-        A trainable parameter is not on a Frobenius sphere; ``net`` is not a module.
+        A trainable parameter is not on a Frobenius sphere; ``net`` is not a module;
+        ``process_group`` is not a process group.
     ValueError
         A layer uses mode "ball"; an unknown ``direction``.
+
+    Notes
+    -----
+    MM has no learning rate, so ``torch.optim.lr_scheduler`` has nothing to schedule:
+    building a scheduler on it raises a ``TypeError`` that says so (docs/optimisers.md).
 
     Examples
     --------
@@ -108,8 +120,14 @@ class MM(SphereOptimizer):
     True
     """
 
-    def __init__(self, net: nn.Module, direction: str = "lbfgs") -> None:
-        super().__init__(net, {}, direction=direction)
+    def __init__(
+        self,
+        net: nn.Module,
+        direction: str = "lbfgs",
+        *,
+        process_group: torch.distributed.ProcessGroup | None = None,
+    ) -> None:
+        super().__init__(net, {}, direction=direction, process_group=process_group)
 
     def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
         """One MM step.
@@ -117,13 +135,17 @@ class MM(SphereOptimizer):
         Parameters
         ----------
         closure : callable
-            ``closure() -> loss`` (scalar tensor) from the current weights; it must not call
-            ``backward()`` and is called 1 + (number of trials) times.
+            ``closure() -> loss`` (scalar tensor) from the current weights, called
+            1 + (number of trials) times. Either convention: it returns the loss and MM
+            differentiates it, or (as for ``torch.optim.LBFGS``) it calls
+            ``opt.zero_grad()`` and ``loss.backward()`` first and MM reads ``.grad``
+            (:mod:`certnet.optim.closure`). Trials run under ``torch.no_grad()``, where a
+            ``backward()`` call is skipped.
 
         Returns
         -------
         Tensor
-            The loss before the step (detached).
+            The loss before the step (detached; averaged over the processes).
 
         Raises
         ------
@@ -132,11 +154,11 @@ class MM(SphereOptimizer):
         TypeError
             No closure, or the closure does not return a scalar tensor.
         """
-        loss, gw, gb, _ = self._loss_and_grad(closure)
-        phi0 = float(loss.detach())
+        start = self._loss_and_grad(closure)
+        phi0 = start.phi
         st = self._state
         kappa = float(st.get("kappa", KAPPA_INIT))
-        d = self._direction(gw, gb)
+        d = self._direction(start.gw, start.gb)
         g, cap = d.slope, self._eta_cap(d)
         saved = self._save()
         best: tuple[float, float, float] | None = None  # (φ, η, κ̂) of the best accepted trial
@@ -185,7 +207,7 @@ class MM(SphereOptimizer):
             "angles": angles,
             "evaluations": 1 + tries,
         }
-        return loss.detach()
+        return start.loss
 
 
 def fitted_kappa(eta: float, phi: float, phi0: float, g: float) -> float:

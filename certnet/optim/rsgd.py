@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from certnet.geometry import proju
-from certnet.optim.curve import Closure, SphereOptimizer
+from certnet.optim.closure import Closure, check_finite_gradient
+from certnet.optim.curve import SphereOptimizer
 
 __all__ = ["RiemannianSGD"]
 
@@ -26,20 +27,30 @@ class RiemannianSGD(SphereOptimizer):
         Network whose trainable parameters are all in :class:`~certnet.nn.FrobeniusLinear`
         layers with mode "sphere".
     lr : float
-        Learning rate > 0.
+        Learning rate > 0. It lives in ``param_groups[0]["lr"]`` and is read at every step,
+        so ``torch.optim.lr_scheduler`` schedules it as for ``torch.optim.SGD``.
+    process_group : torch.distributed.ProcessGroup, optional
+        Group to average the gradients over, as for :class:`~certnet.optim.MM`.
 
     Raises
     ------
     ValueError
         lr not positive and finite; a layer in mode "ball".
     TypeError
-        A trainable parameter not on a Frobenius sphere.
+        A trainable parameter not on a Frobenius sphere; ``process_group`` is not a process
+        group.
     """
 
-    def __init__(self, net: nn.Module, lr: float) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float,
+        *,
+        process_group: torch.distributed.ProcessGroup | None = None,
+    ) -> None:
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a positive finite number, got {lr!r}; e.g. lr=0.1")
-        super().__init__(net, {"lr": float(lr)})
+        super().__init__(net, {"lr": float(lr)}, process_group=process_group)
 
     def step(self, closure: Closure | None = None) -> torch.Tensor | None:  # type: ignore[override]
         """One step.
@@ -47,8 +58,9 @@ class RiemannianSGD(SphereOptimizer):
         Parameters
         ----------
         closure : callable, optional
-            ``closure() -> loss`` without ``backward()``. Without a closure the gradients
-            already in ``.grad`` are used (after the caller's ``loss.backward()``).
+            ``closure() -> loss``, in either convention (as for :meth:`MM.step`). Without a
+            closure the gradients already in ``.grad`` are used (after the caller's
+            ``loss.backward()``), averaged over the processes under ``torch.distributed``.
 
         Returns
         -------
@@ -64,7 +76,8 @@ class RiemannianSGD(SphereOptimizer):
         """
         lr = self.param_groups[0]["lr"]
         if closure is not None:
-            loss, gw, gb, _ = self._loss_and_grad(closure)
+            start = self._loss_and_grad(closure)
+            loss, gw, gb = start.loss, start.gw, start.gb
         else:
             loss = None
             self._project_points()
@@ -74,18 +87,21 @@ class RiemannianSGD(SphereOptimizer):
                     f"layers {missing} have no gradient; call loss.backward() before step(), "
                     "or pass a closure"
                 )
-            gw = [proju(lin.point, lin.point.grad, lin.radius) for lin in self._layers]
+            biases = [b for lin in self._layers if (b := self._bias(lin)) is not None]
+            grads = [lin.point.grad for lin in self._layers]
+            grads += [b.grad for b in biases if b.grad is not None]
+            grads = self._mean(grads)
+            check_finite_gradient(grads, self.steps_done)
+            depth = len(self._layers)
+            gw = [
+                proju(lin.point, g, lin.radius)
+                for lin, g in zip(self._layers, grads[:depth], strict=True)
+            ]
+            it = iter(grads[depth:])
             gb = [
-                None if (b := self._bias(lin)) is None or b.grad is None else b.grad
+                None if (b := self._bias(lin)) is None or b.grad is None else next(it)
                 for lin in self._layers
             ]
-            if not all(
-                bool(torch.isfinite(g).all()) for g in gw + [b for b in gb if b is not None]
-            ):
-                raise FloatingPointError(
-                    f"the gradient is not finite at step {self.steps_done}; the weights were "
-                    "not changed (the last good weights are kept)"
-                )
         saved = self._save()
         dw = [-g for g in gw]
         db = [None if b is None else -b for b in gb]
@@ -93,4 +109,4 @@ class RiemannianSGD(SphereOptimizer):
         st = self._state
         st["step"] = self.steps_done + 1
         st["last"] = {"eta": lr, "angles": angles, "evaluations": int(closure is not None)}
-        return None if loss is None else loss.detach()
+        return loss

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from certnet.optim.registry import OPTIMIZERS, check_optimizer
+
 __all__ = [
     "TrainConfig",
     "ImitationConfig",
@@ -20,7 +22,6 @@ __all__ = [
     "NETWORKS",
 ]
 
-OPTIMIZERS = ("mm", "adam")
 NETWORKS = ("normalized", "plain")
 
 C = TypeVar("C", bound="TrainConfig")
@@ -41,10 +42,13 @@ class TrainConfig:
         observation unit, e.g. N m per rad); ignored for ``network="plain"``.
     network : {"normalized", "plain"}
         ``NormalizedMLP`` (bound by construction) or an unconstrained ``nn.Sequential``.
-    optimizer : {"mm", "adam"}
-        ``certnet.optim.MM`` (no learning rate) or ``torch.optim.Adam``.
-    lr : float
-        Adam learning rate (ignored by MM).
+    optimizer : {"mm", "autonewton", "rsgd", "adam"}
+        A name of the optimiser registry ``certnet.optim.OPTIMIZERS`` (re-exported as
+        ``certnet.train.OPTIMIZERS``): ``"mm"`` (default) and ``"autonewton"`` choose their
+        own step size, ``"rsgd"`` (RiemannianSGD) and ``"adam"`` need ``lr``.
+    lr : float, optional
+        Learning rate of ``"rsgd"`` and ``"adam"``; must be left unset (``None``) for the
+        learning-rate-free ``"mm"`` and ``"autonewton"``.
     seed : int
         Seed of the network initialisation and of every sampled batch.
     checkpoint : str, optional
@@ -62,7 +66,7 @@ class TrainConfig:
     lipschitz: float = 30.0
     network: str = "normalized"
     optimizer: str = "mm"
-    lr: float = 1e-3
+    lr: float | None = None
     seed: int = 0
     checkpoint: str | None = None
     checkpoint_every: int = 25
@@ -79,10 +83,8 @@ class TrainConfig:
             )
         if self.network not in NETWORKS:
             raise ValueError(f"network must be one of {NETWORKS}, got {self.network!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        check_optimizer(self.optimizer, self.lr)
         _check_positive("lipschitz", self.lipschitz, "e.g. lipschitz = 30.0 (N m per rad)")
-        _check_positive("lr", self.lr, "e.g. lr = 1e-3")
         _check_count("checkpoint_every", self.checkpoint_every)
         if self.resume and self.checkpoint is None:
             raise ValueError("resume = true needs a checkpoint path, e.g. checkpoint = 'run.pt'")

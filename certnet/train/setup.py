@@ -13,7 +13,8 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from certnet.nn import FrobeniusLinear, NormalizedMLP
+from certnet.nn import NormalizedMLP
+from certnet.optim.registry import build_optimizer
 from certnet.train.checkpoint import load_checkpoint, save_checkpoint
 from certnet.train.config import TrainConfig
 
@@ -99,49 +100,27 @@ def _lipschitz_of(net: nn.Module) -> float:
 
 
 class Stepper:
-    """One interface over the optimisers: ``step(loss_fn) -> loss before the step``.
+    """The trainers' optimiser: ``step(loss_fn) -> loss before the step``.
 
-    MM follows the certnet closure contract (the closure returns the loss, the optimiser
-    differentiates it). Adam gets ``backward()`` here; afterwards every stored sphere point is
-    rescaled onto its sphere, which leaves the network function unchanged (W = r X/‖X‖_F) and
-    keeps the saved file valid.
+    Built by :func:`certnet.optim.build_optimizer` from ``cfg.optimizer`` and ``cfg.lr``, so
+    the trainers accept exactly the registry's names; every one of them follows the certnet
+    closure contract (the closure returns the loss, the optimiser differentiates it).
     """
 
     def __init__(self, net: nn.Module, cfg: TrainConfig) -> None:
         self.net = net
-        self.kind = cfg.optimizer
-        if cfg.optimizer == "mm":
-            if not isinstance(net, NormalizedMLP):
-                raise TypeError(
-                    "optimizer='mm' needs a NormalizedMLP (it moves Frobenius-sphere points); "
-                    "use optimizer='adam' for a plain network"
-                )
-            from certnet.optim import MM
-
-            self.opt: torch.optim.Optimizer = MM(net)
-        else:
-            self.opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        self.opt = build_optimizer(cfg.optimizer, net, lr=cfg.lr)
 
     def step(self, loss_fn: Callable[[], torch.Tensor], *, new_objective: bool = False) -> float:
         """One optimiser step on ``loss_fn``; the loss before the step.
 
         ``new_objective``: the loss differs from the previous step's (new data or batch), so
-        MM drops its L-BFGS curvature pairs (:meth:`certnet.optim.MM.restart`).
+        the optimiser forgets what describes one objective (MM's and AutoNewton's L-BFGS
+        curvature pairs; :meth:`certnet.optim.MM.restart`).
         """
-        if self.kind == "mm":
-            if new_objective:
-                self.opt.restart()
-            return float(self.opt.step(loss_fn))
-        self.opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
-        loss.backward()
-        self.opt.step()
-        with torch.no_grad():
-            for m in self.net.modules():
-                if isinstance(m, FrobeniusLinear) and m.mode == "sphere":
-                    p = m.point
-                    p.mul_(m.radius / torch.linalg.vector_norm(p))
-        return float(loss.detach())
+        if new_objective:
+            self.opt.restart()
+        return float(self.opt.step(loss_fn))
 
 
 class Run:
@@ -161,6 +140,12 @@ class Run:
                     f"checkpoint {cfg.checkpoint} holds a network {st['arch']} but this run "
                     f"builds {arch}; resume with the config that wrote it"
                 )
+            written = st.get("optimizer_name", cfg.optimizer)  # older files do not say
+            if written != cfg.optimizer:
+                raise ValueError(
+                    f"checkpoint {cfg.checkpoint} was written by optimizer {written!r} but this "
+                    f"run uses {cfg.optimizer!r}; resume with the config that wrote it"
+                )
             net.load_state_dict(st["net"])
             stepper.opt.load_state_dict(st["optimizer"])
             self.history = History.from_dict(st["history"])
@@ -179,6 +164,7 @@ class Run:
                 "arch": self.net.config() if isinstance(self.net, NormalizedMLP) else None,
                 "net": self.net.state_dict(),
                 "optimizer": self.stepper.opt.state_dict(),
+                "optimizer_name": self.cfg.optimizer,
                 "history": self.history.to_dict(),
                 "iteration": iteration,
                 "data": dict(self.data),

@@ -141,3 +141,30 @@ def test_frozen_layers_are_skipped(problem):
     net.requires_grad_(False)
     with pytest.raises(ValueError, match="every layer is frozen"):
         MM(net)
+
+
+@pytest.mark.parametrize("make_opt", [MM, AutoNewton])
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=10),
+        lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt),
+    ],
+)
+def test_lr_scheduler_is_refused_with_the_reason(problem, make_opt, scheduler):
+    """No learning rate, nothing to schedule: a clear TypeError, not KeyError: 'lr' (also
+    after load_state_dict, which rebuilds the parameter groups)."""
+    X, Y, make, closure_for = problem
+    net = make()
+    opt = make_opt(net)
+    name = type(opt).__name__
+    match = rf"{name} has no learning rate: .* Drop the scheduler; .*RiemannianSGD\(net, lr\)"
+    with pytest.raises(TypeError, match=match):
+        scheduler(opt)
+    opt.step(closure_for(net))
+    again = make_opt(make())
+    again.load_state_dict(opt.state_dict())
+    with pytest.raises(TypeError, match=match):
+        scheduler(again)
+    with pytest.raises(KeyError, match="momentum"):
+        opt.param_groups[0]["momentum"]

@@ -2,10 +2,10 @@ import doctest
 
 import pytest
 
-from certnet.optim import mm
+from certnet.optim import mm, registry
 
 
-@pytest.mark.parametrize("module", [mm])
+@pytest.mark.parametrize("module", [mm, registry])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

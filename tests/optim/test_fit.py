@@ -28,14 +28,23 @@ def test_fit_minibatch_and_budget_kept(problem):
     assert net.lipschitz_bound() == pytest.approx(5.0, rel=1e-12)
 
 
-def test_fit_rsgd_needs_lr(problem):
+@pytest.mark.parametrize("optimizer", ["rsgd", "adam"])
+def test_fit_with_a_learning_rate(problem, optimizer):
     X, Y, make, _ = problem
-    with pytest.raises(ValueError, match="needs a learning rate"):
-        fit(make(), X, Y, optimizer="rsgd", progress=False)
-    with pytest.raises(ValueError, match="chooses its own step size"):
-        fit(make(), X, Y, optimizer="mm", lr=0.1, progress=False)
-    hist = fit(make(), X, Y, optimizer="rsgd", lr=0.05, epochs=5, progress=False)
-    assert hist.step_size == [0.05] * 5
+    with pytest.raises(ValueError, match=f"'{optimizer}' needs a learning rate"):
+        fit(make(), X, Y, optimizer=optimizer, progress=False)
+    net = make(radii=2.0)
+    hist = fit(net, X, Y, optimizer=optimizer, lr=0.05, epochs=5, batch_size=64, progress=False)
+    assert hist.step_size == [0.05] * 10 and len(hist.angles[0]) == 3
+    assert hist.epoch_loss[-1] < hist.epoch_loss[0]
+    assert len(set(hist.bound)) == 1 and hist.bound[0] == net.lipschitz_bound()
+
+
+@pytest.mark.parametrize("optimizer", ["mm", "autonewton"])
+def test_fit_refuses_a_learning_rate_where_none_exists(problem, optimizer):
+    X, Y, make, _ = problem
+    with pytest.raises(ValueError, match="chooses its own step size and has no learning rate"):
+        fit(make(), X, Y, optimizer=optimizer, lr=0.1, progress=False)
 
 
 def test_fit_without_normalisation_keeps_scalings(problem):
@@ -52,7 +61,7 @@ def test_fit_without_normalisation_keeps_scalings(problem):
     ("kwargs", "exc", "match"),
     [
         ({"loss": "l1"}, ValueError, "loss must be one of"),
-        ({"optimizer": "adam"}, ValueError, "optimizer must be one of"),
+        ({"optimizer": "sgd"}, ValueError, "optimizer must be one of 'mm', 'autonewton'"),
         ({"epochs": 0}, ValueError, "epochs must be"),
         ({"batch_size": 0}, ValueError, "batch_size must be"),
     ],

@@ -23,7 +23,12 @@ def test_not_a_table():
     [
         ({"hidden": [0]}, "hidden must be positive integers"),
         ({"network": "big"}, "network must be one of"),
-        ({"optimizer": "sgd"}, "optimizer must be one of"),
+        ({"optimizer": "sgd"}, "optimizer must be one of 'mm', 'autonewton', 'rsgd', 'adam'"),
+        ({"lr": 1e-3}, "'mm' chooses its own step size and has no learning rate; remove lr"),
+        ({"optimizer": "autonewton", "lr": 0.1}, "'autonewton' chooses its own step size"),
+        ({"optimizer": "adam"}, r"'adam' needs a learning rate: pass lr, e.g. lr=0.001"),
+        ({"optimizer": "rsgd"}, r"'rsgd' needs a learning rate: pass lr, e.g. lr=0.1"),
+        ({"optimizer": "adam", "lr": -1.0}, "lr must be a positive finite number"),
         ({"lipschitz": -1.0}, "lipschitz must be > 0"),
         ({"iterations": 0}, "iterations must be a positive integer"),
         ({"resume": True}, "resume = true needs a checkpoint"),
@@ -45,3 +50,10 @@ def test_non_numeric_budget():
 def test_imitation_batch_size():
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         ImitationConfig(batch_size=0)
+
+
+def test_learning_rate_free_by_default():
+    assert PolicyConfig().lr is None and PolicyConfig().optimizer == "mm"
+    assert PolicyConfig(optimizer="autonewton").lr is None
+    assert ImitationConfig(optimizer="adam", lr=3e-3).lr == 3e-3
+    assert config_from_dict(PolicyConfig, {"optimizer": "rsgd", "lr": 0.1}).lr == 0.1

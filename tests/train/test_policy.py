@@ -24,10 +24,12 @@ def _eval_cost(plant, net):
         return float(rollout_cost(plant, net, x0, 10))
 
 
-@pytest.mark.parametrize("optimizer", ["mm", "adam"])
-def test_short_run_reduces_cost_and_keeps_bound(optimizer):
+@pytest.mark.parametrize(
+    ("optimizer", "lr"), [("mm", None), ("autonewton", None), ("rsgd", 0.05), ("adam", 3e-2)]
+)
+def test_short_run_reduces_cost_and_keeps_bound(optimizer, lr):
     plant = cn.plants.Pendulum()
-    cfg = _cfg(optimizer=optimizer, lr=3e-2)
+    cfg = _cfg(optimizer=optimizer, lr=lr)
     net = cn.train.build_network(cfg, 3, 1, output_scale=2.0)
     before = _eval_cost(plant, net)
     res = optimize_policy(plant, cfg, net=net)
@@ -93,6 +95,11 @@ def test_checkpoint_of_other_trainer_or_arch(tmp_path):
         optimize_policy(
             cn.plants.Pendulum(), _cfg(iterations=2, checkpoint=ck, resume=True, hidden=(4,))
         )
+    with pytest.raises(ValueError, match="written by optimizer 'mm' but this run uses 'adam'"):
+        optimize_policy(
+            cn.plants.Pendulum(),
+            _cfg(iterations=2, checkpoint=ck, resume=True, optimizer="adam", lr=1e-3),
+        )
     bad = tmp_path / "junk.pt"
     bad.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a readable certnet checkpoint"):
@@ -106,9 +113,9 @@ def test_box_must_match_plant():
 
 def test_plain_network_with_adam_and_mm_refusal():
     res = optimize_policy(
-        cn.plants.Pendulum(), _cfg(network="plain", optimizer="adam", iterations=2)
+        cn.plants.Pendulum(), _cfg(network="plain", optimizer="adam", lr=1e-3, iterations=2)
     )
     assert isinstance(res.net, torch.nn.Sequential)
     assert all(v != v for v in res.history.lipschitz)  # NaN: no bound by construction
-    with pytest.raises(TypeError, match="optimizer='mm' needs a NormalizedMLP"):
+    with pytest.raises(TypeError, match="'mm' needs a network of FrobeniusLinear layers"):
         optimize_policy(cn.plants.Pendulum(), _cfg(network="plain"))
