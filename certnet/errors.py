@@ -12,6 +12,9 @@ __all__ = [
     "CertificateError",
     "SolverError",
     "ProblemTooLargeError",
+    "BoundError",
+    "UnsupportedOperation",
+    "EquilibriumError",
 ]
 
 
@@ -33,3 +36,18 @@ class SolverError(CertnetError, RuntimeError):
 
 class ProblemTooLargeError(CertnetError, MemoryError):
     """A problem was refused before solving because it would exceed the memory budget."""
+
+
+class BoundError(CertificateError):
+    """A quantity has no finite bound on the region (a division by an interval holding 0, the
+    logarithm of a negative number, an overflow); the message names the operation."""
+
+
+class UnsupportedOperation(CertnetError, TypeError):
+    """Plant or observation code applies an operation certnet cannot bound; the message names
+    it."""
+
+
+class EquilibriumError(CertnetError, ValueError):
+    """No (isolated) closed-loop equilibrium at the point given; the message says what was found
+    instead and what to do."""

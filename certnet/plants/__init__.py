@@ -12,6 +12,7 @@ and a gymnasium ``Env``; exact linearisation by autodiff.
 from certnet.plants.base import INTEGRATORS, Plant, Rollout, Saturation, wrap_angle
 from certnet.plants.cartpole import CartPole
 from certnet.plants.env import ENV_IDS, PlantEnv, register_envs
+from certnet.plants.external import FunctionPlant, IOSystemPlant, as_plant
 from certnet.plants.linearize import linearize
 from certnet.plants.lti import LTI, VehicleLateral
 from certnet.plants.mountain_car import MountainCar
@@ -30,6 +31,9 @@ __all__ = [
     "LTI",
     "VehicleLateral",
     "linearize",
+    "as_plant",
+    "IOSystemPlant",
+    "FunctionPlant",
     "PlantEnv",
     "register_envs",
     "ENV_IDS",

@@ -6,8 +6,8 @@ observation map y = h(x), a reward r(x, u) and named, documented saturations. Ev
 of the plant (python-control ``nlsys``, gymnasium ``Env``, linearisation) is derived from these
 few methods, so the three views agree by construction.
 
-Subclasses implement ``_update`` (the discrete map on already-saturated inputs) or, for plants
-with a continuous-time model, ``vector_field`` (and inherit ``_update`` from the integrator),
+Subclasses implement ``update`` (the discrete map on already-saturated inputs) or, for plants
+with a continuous-time model, ``vector_field`` (and inherit ``update`` from the integrator),
 plus ``reward``. Everything else has a default.
 """
 
@@ -230,7 +230,7 @@ class Plant:
             "use its discrete form (to_iosys(dt=plant.dt), linearize(..., continuous=False))"
         )
 
-    def _update(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def update(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """x⁺ = F(x, u) for an already-saturated u, by the declared integrator."""
         f, h = self.vector_field, self.dt
         u = u.to(x.dtype)
@@ -242,8 +242,8 @@ class Plant:
             k3 = f(x + 0.5 * h * k2, u)
             k4 = f(x + h * k3, u)
             return x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
-        raise NotImplementedError(  # a subclass declaring another integrator defines _update
-            f"{type(self).__name__} declares integrator {self.integrator!r} but no _update"
+        raise NotImplementedError(  # a subclass declaring another integrator defines update
+            f"{type(self).__name__} declares integrator {self.integrator!r} but no update"
         )
 
     def reward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -339,7 +339,7 @@ class Plant:
             Wrong shapes, NaN/inf, or (``input_saturation="refuse"``) inputs out of range.
         """
         x, u = self._check(x, u)
-        return self._update(x, self.saturate(u))
+        return self.update(x, self.saturate(u))
 
     def rollout(
         self, policy: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, steps: int
@@ -378,7 +378,7 @@ class Plant:
                     f"got {got}"
                 )
             rs.append(self.reward(x, u))
-            x = self._update(x, self.saturate(u))
+            x = self.update(x, self.saturate(u))
             us.append(u)
             xs.append(x)
             ts.append(self.terminated(x))

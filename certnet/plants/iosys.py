@@ -57,7 +57,7 @@ def plant_iosys(plant: Plant, dt: float | None = None, *, name: str | None = Non
     else:
         def upd(t, x, u, params):
             with torch.no_grad():
-                return plant._update(_row(x), plant.saturate(_row(u)))[0].numpy()
+                return plant.update(_row(x), plant.saturate(_row(u)))[0].numpy()
 
     return control.nlsys(
         upd,

@@ -67,7 +67,7 @@ def linearize(
         )
     x0 = point(x_eq, plant.x_eq, plant.n_states, "x_eq")
     u0 = point(u_eq, plant.u_eq, plant.n_inputs, "u_eq")
-    fn = plant.vector_field if continuous else plant._update
+    fn = plant.vector_field if continuous else plant.update
     A, B = torch.autograd.functional.jacobian(
         lambda x, u: fn(x[None], u[None])[0], (x0, u0)
     )

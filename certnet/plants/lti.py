@@ -120,7 +120,7 @@ class LTI(Plant):
         return x @ torch.as_tensor(self.A.T, dtype=x.dtype) + u.to(x.dtype) @ torch.as_tensor(
             self.B.T, dtype=x.dtype)
 
-    def _update(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def update(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return x @ torch.as_tensor(self.Ad.T, dtype=x.dtype) + u.to(x.dtype) @ torch.as_tensor(
             self.Bd.T, dtype=x.dtype)
 

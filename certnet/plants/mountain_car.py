@@ -88,7 +88,7 @@ class MountainCar(Plant):
                        "position clipped; velocity zeroed when the car hits the left wall"),
         )
 
-    def _update(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def update(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         pos, vel = x[:, 0], x[:, 1]
         vel = torch.clamp(vel + u[:, 0].to(x.dtype) * self.power - 0.0025 * torch.cos(3 * pos),
                           -self.max_speed, self.max_speed)
@@ -103,7 +103,7 @@ class MountainCar(Plant):
     def reward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """100·[goal reached after the step] − 0.1 a² (a as commanded), shape (B,)."""
         u = u.to(x.dtype)
-        goal = self.terminated(self._update(x, self.saturate(u))).to(x.dtype)
+        goal = self.terminated(self.update(x, self.saturate(u))).to(x.dtype)
         return 100.0 * goal - 0.1 * u[:, 0] ** 2
 
     def cost_weights(self) -> tuple[np.ndarray, np.ndarray]:

@@ -126,7 +126,7 @@ class Pendulum(Plant):
             self.mass * self.length**2) * u[:, 0].to(x.dtype)
         return torch.stack([thdot, acc], dim=1)
 
-    def _update(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def update(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         # Note [float32 torque]: gymnasium multiplies the float32 action by 3/(m l²) in float32
         # (NumPy ≥ 2 promotion), then adds it to float64; computing the product in u's dtype
         # keeps the twin exact for float32 actions (1e-5 apart after 200 steps otherwise).

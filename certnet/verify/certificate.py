@@ -41,16 +41,18 @@ __all__ = ["Certificate", "register_checker", "checker_for", "SCHEMA"]
 SCHEMA = "certnet.certificate/1"
 
 # (kind, method) -> checker(cert, stack_or_None) -> recomputed value (float)
-_CHECKERS: dict[tuple[str, str], Callable[[Certificate, Any], float]] = {}
+_CHECKERS: dict[tuple[str, str], Callable[..., float]] = {}
 
 
 def register_checker(kind: str, method: str):
-    """Decorator: register ``fn(cert, stack) -> float`` as the re-verifier of (kind, method).
+    """Decorator: register ``fn(cert, stack, **context) -> float`` as the re-verifier of
+    (kind, method).
 
     ``stack`` is the :class:`~certnet.nn.LayerStack` of the network passed to ``check`` (or
-    None when called without one). The checker must rebuild the proof in float64 from
-    ``cert.multipliers`` / ``cert.data`` and return the value it proves, or raise
-    :class:`~certnet.errors.CertificateError` saying what failed.
+    None when called without one); ``context`` holds the other keywords given to ``check``
+    (e.g. ``plant=`` for closed-loop certificates). The checker must rebuild the proof in
+    float64 from ``cert.multipliers`` / ``cert.data`` (and the context) and return the value it
+    proves, or raise :class:`~certnet.errors.CertificateError` saying what failed.
     """
 
     def deco(fn):
@@ -60,7 +62,7 @@ def register_checker(kind: str, method: str):
     return deco
 
 
-def checker_for(kind: str, method: str) -> Callable[[Certificate, Any], float]:
+def checker_for(kind: str, method: str) -> Callable[..., float]:
     """The registered checker of (kind, method); raises CertificateError if there is none."""
     try:
         return _CHECKERS[(kind, method)]
@@ -129,7 +131,7 @@ class Certificate:
         return np.asarray(src[key], dtype=np.float64)
 
     # ------------------------------------------------------------------ verification
-    def check(self, net: Any = None) -> float:
+    def check(self, net: Any = None, **context: Any) -> float:
         """Re-verify in float64 from the stored multipliers; return the re-proved value.
 
         Parameters
@@ -137,6 +139,9 @@ class Certificate:
         net : NormalizedMLP, nn.Sequential or LayerStack, optional
             The network the certificate is about. When given, its fingerprint must match.
             Checkers that need the weights and find none raise CertificateError.
+        **context
+            What else the proof is about: closed-loop certificates need ``plant=`` (and
+            ``observation=`` when the network read a function of the user's).
 
         Raises
         ------
@@ -157,7 +162,7 @@ class Certificate:
                     f"{self.fingerprint[:16]}…, but the network given has {fp[:16]}…; "
                     "re-certify the current network"
                 )
-        proved = float(checker_for(self.kind, self.method)(self, stack))
+        proved = float(checker_for(self.kind, self.method)(self, stack, **context))
         if not (proved <= self.value):
             raise CertificateError(
                 f"re-verification proves only {proved!r}, larger than the stored value "

@@ -1,25 +1,23 @@
-"""Closed-loop certificates of a plant in feedback with a network: stability region and ℓ2 gain.
+"""Closed-loop certificates of a real plant in feedback with a network.
 
-Two entry points:
+* :func:`closed_loop` — from which states does x⁺ = F(x, sat(π(h(x)))) converge to its
+  equilibrium? A region of attraction {δxᵀPδx ≤ 1}, proved on the plant's own code
+  (:mod:`certnet.verify.loop_stability`); or, for a linear plant, ``method="small-gain"``.
+* :func:`l2_gain` — by how much is a disturbance of bounded energy amplified? A dissipation
+  inequality proved on the same loop (:mod:`certnet.verify.loop_gain`).
 
-* :func:`closed_loop` — is the loop x⁺ = F(x, sat(π(x))) stable, and from which states?
-  ``method="sector"`` returns a region-of-attraction (ROA) ellipsoid {x : (x−x*)ᵀP(x−x*) ≤ 1}
-  proved by local sector constraints and a Lyapunov LMI (:mod:`certnet.verify.loop_sector`);
-  ``method="small-gain"`` returns ‖G‖∞ · Lip(π) < 1 for a stable LTI plant channel
-  (:mod:`certnet.verify.loop_small_gain`).
-* :func:`l2_gain` — a certified bound γ on Σ|y|² ≤ γ² Σ|d|² from a disturbance d to a
-  performance output y, by a dissipation inequality with the same network constraints.
+The plant is anything :func:`certnet.plants.as_plant` reads — a certnet Plant, a python-control
+``StateSpace`` or ``NonlinearIOSystem`` (continuous ones sampled with a zero-order hold at the
+controller's period, the exact flow enclosed by :mod:`certnet.verify.ode`), a torch function —
+and the network is read by :func:`certnet.nn.extract_layers`. The loop is evaluated by running
+that code on interval jets (:class:`~certnet.verify.loop_model.ClosedLoop`): nothing is
+linearised, and what cannot be bounded is refused by name. Plant parameters may be given as
+ranges (``parameters``) and the actuator as an uncertain gain (``input_gain``); the certificate
+then holds for every plant in that set.
 
-How the plant is read (the certificate's ``method`` says which case applied):
-
-* an :class:`~certnet.plants.InvertedPendulum` with forward Euler: exact, with the remainder
-  ψ(θ) = θ − sin θ as a sector nonlinearity on |θ| ≤ r̄ (method ``"sector"``);
-* a linear plant (a discrete ``control.StateSpace``, a plant with ``integrator="exact"``, or
-  ``LTI`` / ``VehicleLateral``, whose map is checked to be affine): exact (``"sector"``);
-* any other plant: its linearisation at x*, and **only the linearisation** is certified — the
-  method is then ``"sector-linearization"`` (``"small-gain-linearization"``).
-
-Actuator limits (finite ``u_min``/``u_max``) always enter as a saturation sector.
+``check(net, plant=plant)`` re-proves a certificate: it rebuilds the loop from the plant given,
+compares the loop map with the one certified at stored probe states, re-proves the fixed point
+(Krawczyk) and re-runs every cell test in float64 interval arithmetic.
 """
 
 from __future__ import annotations
@@ -32,507 +30,327 @@ import numpy as np
 import torch
 
 from certnet.errors import CertificateError
-from certnet.nn.extract import extract_layers
+from certnet.verify import loop_gain, loop_stability
 from certnet.verify.certificate import Certificate, register_checker
-from certnet.verify.loop_sector import (
-    LoopModel,
-    _act_kind,
-    _net_data,
-    equilibrium,
-    input_box,
-    solve_l2,
-    solve_stability,
-    verify_l2,
-    verify_stability,
-)
+from certnet.verify.loop_bnb import MAX_CELLS, ellipsoid_volume
+from certnet.verify.loop_model import ClosedLoop
 from certnet.verify.loop_small_gain import check_kyp, hinf_certificate
 
-__all__ = ["closed_loop", "l2_gain", "loop_model"]
+__all__ = ["closed_loop", "l2_gain"]
 
-_SOLVERS = ("CVXOPT", "SCS")
-_LINEAR_PLANTS = ("LTI", "VehicleLateral")
-_DV_GRID = (0.1, 0.3, 0.9, 2.7)
-_RBAR_GRID = (2.0, 2.5, 3.14, 3.8)
-_DV_DOWN = 0.5  # factor of the downward Δv search when the grid finds nothing
-_DV_MIN = 1e-4  # smallest Δv it tries
-_DV_REFINE = 2  # bisections of Δv after the first success
-_GROW_STEPS = 12  # at most this many growth SDPs (closed_loop(grow=True))
-_GROW_FACTORS = (2.0, 1.3, 1.1)  # growth per step, tried in turn after a failure
+_METHODS = ("lyapunov", "small-gain")
+_PROBE_RTOL = 1e-9
 
 
-# ------------------------------------------------------------------ reading the plant
-def _vec(v, n, what):
-    a = np.asarray(v, dtype=np.float64).reshape(-1)
-    if a.shape != (n,) or not np.isfinite(a).all():
-        raise ValueError(f"{what} must be {n} finite numbers, got {v!r}")
-    return a
+# ------------------------------------------------------------------ shared set-up
+def _positive_int(v: Any, what: str) -> int:
+    if not (isinstance(v, (int, np.integer)) and v > 0):
+        raise ValueError(f"{what} must be a positive integer, got {v!r}")
+    return int(v)
 
 
-def _limits(plant):
-    lo = np.asarray(getattr(plant, "u_min", -np.inf), dtype=np.float64).reshape(-1)
-    hi = np.asarray(getattr(plant, "u_max", np.inf), dtype=np.float64).reshape(-1)
-    if np.all(np.isinf(lo)) and np.all(np.isinf(hi)):
-        return None, None
-    # an infinite limit on one input only: a far-away finite stand-in keeps one code path
-    big = 1e12
-    return np.maximum(lo, -big), np.minimum(hi, big)
+def _half_widths(region: Any, n: int) -> np.ndarray | None:
+    if region is None:
+        return None
+    h = np.broadcast_to(np.asarray(region, dtype=np.float64), (n,)).copy()
+    if not (np.all(np.isfinite(h)) and np.all(h > 0)):
+        raise ValueError(f"region must be {n} positive half-widths (state units) around the "
+                         f"equilibrium, got {region!r}")
+    return h
 
 
-def _map(plant):
-    """x, u ↦ F(x, u) in float64 numpy, batched (u already saturated)."""
-
-    def f(x, u):
-        with torch.no_grad():
-            xt = torch.as_tensor(np.atleast_2d(x), dtype=torch.float64)
-            ut = torch.as_tensor(np.atleast_2d(u), dtype=torch.float64)
-            return plant._update(xt, ut).numpy()
-
-    return f
+def _loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs) -> ClosedLoop:
+    return ClosedLoop(plant, net, observation=observation, dt=dt, parameters=parameters,
+                      input_gain=input_gain, **plant_kwargs)
 
 
-def loop_model(plant: Any, x_eq: Any = None) -> tuple[LoopModel, np.ndarray, Any]:
-    """Read ``plant`` into a :class:`LoopModel` (up to the equilibrium input, set later).
-
-    Returns the model (with ``x_eq``), the operating input used for a linearisation, and the
-    plant map F(x, u) (numpy) or None for a ``control.StateSpace``.
-
-    Raises
-    ------
-    TypeError
-        Not a certnet Plant or a discrete-time ``control.StateSpace``.
-    ValueError
-        A continuous-time StateSpace, or x_eq of the wrong size.
-    """
-    import control
-
-    if isinstance(plant, control.StateSpace):
-        if not plant.isdtime(strict=True):
-            raise ValueError(
-                "the StateSpace is continuous-time; discretise it first, e.g. "
-                "control.c2d(sys, dt) — the closed loop is sampled"
-            )
-        A, B = np.asarray(plant.A, float), np.asarray(plant.B, float)
-        n = A.shape[0]
-        x = np.zeros(n) if x_eq is None else _vec(x_eq, n, "x_eq")
-        model = LoopModel(A, B, np.zeros((n, 0)), np.zeros((0, n)), "", x, None, None, False)
-        return model, np.zeros(B.shape[1]), None
-    if not hasattr(plant, "_update") or not hasattr(plant, "n_states"):
-        raise TypeError(
-            f"cannot read a {type(plant).__name__} as a plant; pass a certnet.plants Plant "
-            "or a discrete-time control.StateSpace"
-        )
-    from certnet.plants import linearize
-
-    n = plant.n_states
-    x = _vec(plant.x_eq if x_eq is None else x_eq, n, "x_eq")
-    u0 = np.asarray(plant.u_eq, dtype=np.float64).reshape(-1)
-    lo, hi = _limits(plant)
-    F = _map(plant)
-    if getattr(plant, "_state_saturations", lambda: ())():
-        linear = False  # a state saturation is not modelled: linearisation only
-    else:
-        linear = plant.integrator == "exact" or type(plant).__name__ in _LINEAR_PLANTS
-    name = type(plant).__name__
-    if (
-        name == "InvertedPendulum"
-        and plant.integrator == "euler"
-        and not any(getattr(plant, "_state_saturations", lambda: ())())
-    ):
-        if not np.all(x == 0):
-            raise ValueError(
-                f"the exact pendulum model is built around the upright equilibrium x_eq = 0, "
-                f"got {x.tolist()}"
-            )
-        dt, g, ml2 = plant.dt, plant.g / plant.length, plant.mass * plant.length**2
-        A = np.array([[1.0, dt], [dt * g, 1.0 - dt * plant.friction / ml2]])
-        B = np.array([[0.0], [dt / ml2]])
-        E = np.array([[0.0], [-dt * g]])
-        model = LoopModel(A, B, E, np.array([[1.0, 0.0]]), "s - sin(s)", x, lo, hi, False)
-    else:
-        sys = linearize(plant, x, u0)
-        A, B = np.asarray(sys.A, float), np.asarray(sys.B, float)
-        p0 = np.zeros((n, 0))
-        model = LoopModel(A, B, p0, np.zeros((0, n)), "", x, lo, hi, not linear)
-    _check_model(model, F, u0)
-    return model, u0, F
+def _describe(loop: ClosedLoop, observation: Any) -> dict:
+    p = loop.plant
+    return {
+        "plant": type(p).__name__,
+        "plant_module": type(p).__module__,
+        "dt": loop.dt,
+        "states": list(p.state_names),
+        "inputs": list(p.input_names),
+        "u_min": loop.u_lo,
+        "u_max": loop.u_hi,
+        "observation": observation if isinstance(observation, str) else "callable",
+        "sampling": "zero-order hold, exact flow" if loop.continuous else "discrete map",
+        "parameters": loop.parameters,
+        "input_gain": loop.input_gain,
+    }
 
 
-def _check_model(model: LoopModel, F, u0) -> None:
-    """The model must reproduce the plant map where it claims to be exact."""
-    if model.linearised:
-        return
-    from certnet.verify.loop_sector import PSI_FUNCTIONS
+def _probe(loop: ClosedLoop, x0: np.ndarray, scale: np.ndarray) -> dict:
+    """G at 2n + 1 fixed states around x̂: the loop's fingerprint (a different plant,
+    observation or parameter gives different values)."""
+    n = len(x0)
+    pts = np.vstack([x0, x0 + np.diag(0.37 * scale), x0 - np.diag(0.61 * scale)])
+    with torch.no_grad():
+        g = loop.step(torch.as_tensor(pts)).numpy()
+    return {"states": pts, "next": g} if n else {}
 
-    rng = np.random.default_rng(0)
-    n, m = model.B.shape
-    dx = rng.uniform(-1, 1, (64, n))
-    du = rng.uniform(-1, 1, (64, m))
-    base = F(model.x_eq, u0)[0]
-    pred = base + dx @ model.A.T + du @ model.B.T
-    if model.E.shape[1]:
-        pred = pred + PSI_FUNCTIONS[model.psi][0](dx @ model.C_psi.T) @ model.E.T
-    true = F(model.x_eq + dx, u0 + du)
-    err = np.abs(pred - true).max() / (1.0 + np.abs(true).max())
-    if not err < 1e-10:
+
+def _check_probe(loop: ClosedLoop, data: dict) -> None:
+    pts = np.asarray(data["probe"]["states"], dtype=np.float64)
+    want = np.asarray(data["probe"]["next"], dtype=np.float64)
+    with torch.no_grad():
+        got = loop.step(torch.as_tensor(pts)).numpy()
+    err = np.abs(got - want).max() / (1.0 + np.abs(want).max())
+    if not err <= _PROBE_RTOL:
         raise CertificateError(
-            f"the plant's map differs from its exact model by {err:.3g}; it is not the "
-            "linear/Euler model certnet assumed. Certify its linearisation instead"
+            f"this certificate was made for another closed loop: the plant/observation given "
+            f"moves the probe states differently (relative difference {err:.3g}); pass the "
+            "plant (and its parameters) the certificate was made for"
         )
 
 
-def _net(net: Any, n: int, m: int) -> tuple[dict, Any]:
-    stack = extract_layers(net)
-    if stack.widths[0] != n or stack.widths[-1] != m:
-        raise ValueError(
-            f"the network maps {stack.widths[0]} → {stack.widths[-1]} but the plant has "
-            f"{n} states and {m} inputs; the closed-loop certificates need a state-feedback "
-            "network u = π(x)"
+def _equilibrium(loop: ClosedLoop, x_eq: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    x0, lo, hi = loop.equilibrium(x_eq)
+    r_eq = float(np.sqrt((np.maximum(np.abs(lo - x0), np.abs(hi - x0)) ** 2).sum())) * (
+        1 + 1e-12)
+    return x0, lo, hi, r_eq
+
+
+def _loop_for_check(cert: Certificate, stack, context: dict) -> ClosedLoop:
+    if stack is None:
+        raise CertificateError("re-checking a closed-loop certificate needs the network: "
+                               "cert.check(net, plant=plant)")
+    plant = context.get("plant")
+    if plant is None:
+        raise CertificateError(
+            "re-checking a closed-loop certificate needs the plant it is about: "
+            f"cert.check(net, plant=...) (it was made for a {cert.data['loop']['plant']})"
         )
-    return _net_data(stack.folded_weights(), stack.folded_biases(), stack.activations), stack
+    d = cert.data["loop"]
+    obs = context.get("observation", d["observation"] if d["observation"] != "callable"
+                      else None)
+    if obs is None:
+        raise CertificateError("the certificate's loop reads a user observation function; "
+                               "pass it: cert.check(net, plant=..., observation=h)")
+    loop = _loop(plant, stack, obs, d["dt"], d["parameters"], d["input_gain"],
+                 context.get("plant_kwargs", {}))
+    _check_probe(loop, cert.data)
+    x0 = np.asarray(cert.data["x_eq"], dtype=np.float64)
+    lo, hi = (np.asarray(v, dtype=np.float64) for v in cert.data["equilibrium_box"])
+    loop.prove_fixed_point(x0, lo, hi)
+    return loop
 
 
-def _setup(plant, net, x_eq, u_eq):
-    model, u0, F = loop_model(plant, x_eq)
-    n, m = model.B.shape
-    arrays, stack = _net(net, n, m)
-    eq = equilibrium(model, arrays)
-    if u_eq is not None:
-        u_eq = _vec(u_eq, m, "u_eq")
-        if not np.allclose(eq["u"], u_eq, rtol=1e-9, atol=1e-12):
-            raise ValueError(
-                f"the network gives π(x_eq) = {eq['u'].tolist()}, not u_eq = {u_eq.tolist()}; "
-                "the loop's equilibrium input is what the network outputs there"
-            )
-    # x* must be a fixed point of the closed loop (the analysis is in deviations from it)
-    if F is None:
-        nxt = model.A @ model.x_eq + model.B @ eq["s"]
-    else:
-        nxt = F(model.x_eq, eq["s"])[0]
-    if not np.allclose(nxt, model.x_eq, rtol=0, atol=1e-12 * (1 + np.abs(model.x_eq).max())):
-        raise ValueError(
-            f"x_eq = {model.x_eq.tolist()} is not an equilibrium of the closed loop: "
-            f"F(x_eq, sat(π(x_eq))) = {nxt.tolist()}. Pass the loop's equilibrium as x_eq, "
-            "or train the network so that π(x_eq) = u_eq"
-        )
-    if model.linearised and not np.allclose(eq["s"], u0, atol=1e-9):
-        # the linearisation was taken at u0; re-take it at the loop's input
-        from certnet.plants import linearize
-
-        sys = linearize(plant, model.x_eq, eq["s"])
-        model = LoopModel(
-            np.asarray(sys.A, float),
-            np.asarray(sys.B, float),
-            model.E,
-            model.C_psi,
-            model.psi,
-            model.x_eq,
-            model.u_lo,
-            model.u_hi,
-            True,
-        )
-    return model, arrays, stack
-
-
-def _solver(solver: str) -> str:
-    if solver not in _SOLVERS:
-        raise ValueError(f"solver must be one of {_SOLVERS}, got {solver!r}")
-    return solver
+def _r_eq(cert: Certificate) -> float:
+    x0 = np.asarray(cert.data["x_eq"], dtype=np.float64)
+    lo, hi = (np.asarray(v, dtype=np.float64) for v in cert.data["equilibrium_box"])
+    return float(np.sqrt((np.maximum(np.abs(lo - x0), np.abs(hi - x0)) ** 2).sum())) * (
+        1 + 1e-12)
 
 
 # ------------------------------------------------------------------ stability
 def closed_loop(
     plant: Any,
     net: Any,
-    method: str = "auto",
-    x_eq: Any = None,
-    u_eq: Any = None,
+    method: str = "lyapunov",
     *,
-    solver: str = "CVXOPT",
-    dv: float | None = None,
-    psi_bound: float | None = None,
-    grow: bool = True,
+    x_eq: Any = None,
+    observation: Any = "auto",
+    dt: float | None = None,
+    region: Any = None,
+    P: Any = None,
+    parameters: dict | None = None,
+    input_gain: Any = None,
+    max_cells: int = MAX_CELLS,
+    seed: int = 0,
+    **plant_kwargs: Any,
 ) -> Certificate:
-    """Certify stability of the loop x⁺ = F(x, sat(π(x))) around an equilibrium x*.
+    """Certify a region of attraction of the loop x⁺ = F(x, sat(π(h(x)))) around its equilibrium.
 
     Parameters
     ----------
-    plant : Plant or control.StateSpace
-        The plant (discrete time, sampling period ``plant.dt`` s); the network acts on its state.
+    plant : Plant, control.StateSpace, control.NonlinearIOSystem or callable
+        The real plant (see the module docstring); functions need ``n_states=`` and
+        ``n_inputs=``.
     net : NormalizedMLP, nn.Sequential or LayerStack
-        State-feedback controller u = π(x), n → m.
-    method : {"auto", "small-gain", "sector"}
-        ``"sector"``: ROA ellipsoid by local sector constraints (the default under ``"auto"``
-        when every activation has a local sector rule); ``"small-gain"``: ‖G‖∞ Lip(π) < 1.
-    x_eq, u_eq : array_like, optional
-        The equilibrium (default ``plant.x_eq``); ``u_eq`` is checked against π(x_eq).
-    solver : {"CVXOPT", "SCS"}
-        SDP solver for the sector method.
-    dv : float, optional
-        Half-width Δv of the first-layer pre-activation box; default: searched over 0.1 … 2.7,
-        then downward to 1e-4 when none of those is certified (about 6–14 SDPs).
-    psi_bound : float, optional
-        Bound r̄ on |θ| for the pendulum's θ − sin θ sector; default: searched.
-    grow : bool
-        After the Δv search, enlarge the region: re-certify on a parallelotope around the
-        best ellipsoid, scaled by 2, 1.3 or 1.1 per step, while it is certified (up to 12
-        more SDPs; see ``docs/closed_loop.md``). False: the Δv search (or ``dv``) only.
+        The controller, as it runs (scalings included).
+    method : {"lyapunov", "small-gain"}
+        ``"lyapunov"``: a region of attraction proved on the real loop. ``"small-gain"``
+        (linear plants only): ‖G‖∞ · Lip(π) < 1, a global incremental ℓ2-stability
+        certificate.
+    x_eq : array_like (n,), optional
+        Where to look for the loop's equilibrium (default ``plant.x_eq``); the fixed point
+        found near it is proved (Krawczyk).
+    observation : "auto", "state", "plant" or callable
+        What the network reads (see :class:`~certnet.verify.loop_model.ClosedLoop`).
+    dt : float, optional
+        Sampling period in s for plants that need one (continuous python-control systems and
+        functions).
+    region : float or array_like (n,), optional
+        Half-widths (state units) of the box around the equilibrium the region is searched in;
+        the certified ellipsoid stays inside it. Default: the plant's reset box (or ±1),
+        doubled up to 3 times while the region touches it.
+    P : array_like (n, n), optional
+        A Lyapunov matrix to start the search from (e.g. from an SDP of your own).
+    parameters : dict, optional
+        Plant parameters as ranges, {name: (low, high)} (attributes of a certnet plant used by
+        its ``update``/``vector_field``, or keys of an nlsys's params); the certificate holds for
+        every value in the ranges.
+    input_gain : (low, high), optional
+        An uncertain actuator gain: the plant receives g ⊙ sat(π) with g_k ∈ [low, high] at
+        every step (memoryless, possibly time-varying); it must contain 1.
+    max_cells : int
+        Budget of cell evaluations of the branch and bound (an iteration count, so the result
+        does not depend on the machine's speed).
+    seed : int
+        Seed of the shape search's samples.
+    **plant_kwargs
+        Passed to :func:`~certnet.plants.as_plant` (``n_states``, ``u_min``, …).
 
     Returns
     -------
     Certificate
-        kind ``"stability"``: ``value`` = ρ with (x⁺−x*)ᵀP(x⁺−x*) ≤ ρ² (x−x*)ᵀP(x−x*) in the
-        ellipsoid, ``data["P"]``, ``data["x_eq"]``, ``data["roa_volume"]`` (area for n = 2).
-        Small gain: ``value`` = γ L (< 1 when certified), ``margin`` = 1 − γ L.
+        kind ``"stability"``, method ``"lyapunov-bnb"``: every trajectory of the real loop
+        starting in {x : (x − x̂)ᵀP(x − x̂) ≤ 1} (``data["P"]``, ``data["x_eq"]`` = x̂) stays in
+        it and converges to the equilibrium, and V decreases at least by ``value`` = ρ < 1 per
+        step near it; ``data["roa_volume"]`` is its volume (area for n = 2). When nothing
+        can be proved, ``certified`` is False and ``reason`` says why (unstable loop, no
+        decrease found, …) and what was tried.
 
     Raises
     ------
     ValueError
-        Unknown method or solver, shapes that do not match, x_eq not an equilibrium, an
-        unstable open-loop plant for ``"small-gain"``.
+        Bad arguments; no equilibrium near ``x_eq`` (:class:`EquilibriumError`, with the fixed
+        point found if any); a network that does not fit the plant.
     TypeError
-        An activation without a local sector rule for ``"sector"``; an unsupported layer.
+        A plant or network certnet cannot read; plant code certnet cannot bound (the
+        operation is named).
+
+    Examples
+    --------
+    >>> import torch, certnet as cn
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    >>> cert = cn.verify.closed_loop(cn.plants.InvertedPendulum(), net)   # doctest: +SKIP
     """
-    if method not in ("auto", "small-gain", "sector"):
-        raise ValueError(f"method must be 'auto', 'small-gain' or 'sector', got {method!r}")
-    solver = _solver(solver)
-    model, arrays, stack = _setup(plant, net, x_eq, u_eq)
-    if method == "auto":
-        try:
-            for a in stack.activations:
-                _act_kind(a)
-            method = "sector"
-        except TypeError:
-            method = "small-gain"
-    if method == "small-gain":
-        return _small_gain(model, net, stack)
-    for a in stack.activations:
-        _act_kind(a)
-    return _sector_stability(model, arrays, stack, solver, dv, psi_bound, grow)
-
-
-def _grid(model, dv, psi_bound):
-    dvs = _DV_GRID if dv is None else [float(dv)]
-    if not model.E.shape[1]:
-        return dvs, [None]
-    return dvs, _RBAR_GRID if psi_bound is None else [float(psi_bound)]
-
-
-def _search(run, model, dv, psi_bound, score, shrink=False):
-    """Coordinate search over Δv (then r̄); ``run(dv, rbar)`` → result dict or reason str.
-
-    The grid :data:`_DV_GRID` first; when none of it succeeds (and Δv was not given), Δv is
-    halved from the grid's smallest value down to :data:`_DV_MIN` until one succeeds. Then
-    :data:`_DV_REFINE` geometric bisections between the best Δv and the smallest failed one
-    above it (×1.6 when none failed), with ``shrink`` also ×0.6, then the other r̄. Returns
-    the best result, the failed attempts as (Δv, r̄, reason) and the log
-    [Δv, r̄, score or None].
-    """
-    dvs, rbars = _grid(model, dv, psi_bound)
-    rbar0 = 2.5 if len(rbars) > 1 else rbars[0]
-    best, failures, log = None, [], []
-
-    def attempt(d, r):
-        nonlocal best
-        res = run(d, r)
-        if isinstance(res, str):
-            failures.append((d, r, res))
-            log.append([d, r, None])
-            return
-        log.append([d, r, score(res)])
-        if best is None or score(res) > score(best):
-            best = res
-
-    for d in dvs:
-        attempt(d, rbar0)
-    if best is None and dv is None:
-        d = min(dvs) * _DV_DOWN
-        while best is None and d >= _DV_MIN * (1 - 1e-9):
-            attempt(d, rbar0)
-            d *= _DV_DOWN
-    if best is not None and len(dvs) > 1:
-        for _ in range(_DV_REFINE):  # geometric bisection towards the next failure above
-            d0 = best["dv"]
-            above = [d for d, r, s in log if s is None and r == rbar0 and d > d0]
-            attempt(math.sqrt(d0 * min(above)) if above else d0 * 1.6, rbar0)
-        if shrink:  # a smaller region can have the better score (the ℓ2 gain)
-            attempt(best["dv"] * 0.6, rbar0)
-    if best is not None and len(rbars) > 1:
-        for r in rbars:
-            if r != rbar0:
-                attempt(best["dv"], r)
-    return best, failures, log
-
-
-def _grow(run, best, log):
-    """Enlarge a certified ellipsoid {δxᵀPδx ≤ 1}: certify again on the parallelotope
-    |Lᵀδx|∞ ≤ s (P = LLᵀ) with Δv scaled by s, while the volume grows (at most
-    :data:`_GROW_STEPS` SDPs). s starts at 2 and falls to 1.3, then 1.1, at each failure;
-    growth stops when s = 1.1 fails. The parallelotope hugs the previous ellipsoid, so the
-    zonotope bounds over it are far tighter than over the box of the Δv polytope."""
-    factors = list(_GROW_FACTORS)
-    for _ in range(_GROW_STEPS):
-        s = factors[0]
-        L = np.linalg.cholesky(best["P"])
-        res = run(best["dv"] * s, best["rbar"], L.T / s)
-        log.append([best["dv"] * s, best["rbar"], None if isinstance(res, str) else res["vol"]])
-        if not isinstance(res, str) and res["vol"] > best["vol"]:
-            best = res
-            continue
-        factors.pop(0)
-        if not factors:
-            break
-    return best
-
-
-def _failure_reason(what: str, failures: list, searched: bool) -> str:
-    """Every failed attempt, grouped by reason: "SDP infeasible at Δv = 2.7, 0.9, …", and what
-    to try next."""
-    groups: dict[str, list[str]] = {}
-    for d, r, why in failures:
-        at = "none (global sectors)" if d is None else f"{d:.3g}"
-        groups.setdefault(why, []).append(at + ("" if r is None else f" (r̄={r:g})"))
-    parts = [f"{why} at Δv = {', '.join(ds)}" for why, ds in groups.items()]
-    hint = (
-        "the loop may not be locally stable at x* (check the eigenvalues of the linearised "
-        "closed loop), or it needs a region smaller than Δv = "
-        f"{_DV_MIN:g}; try solver='SCS', or a controller with a larger stability margin"
-        if searched
-        else f"pass dv=None to search Δv (down to {_DV_MIN:g}), or try a smaller dv"
-    )
-    return f"{what} in {len(failures)} attempt(s): " + "; ".join(parts) + f". What to do: {hint}"
-
-
-def _sector_stability(model, arrays, stack, solver, dv, psi_bound, grow) -> Certificate:
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    max_cells = _positive_int(max_cells, "max_cells")
     t0 = time.perf_counter()
-    method = "sector-linearization" if model.linearised else "sector"
-    w1 = arrays["weights"][0]
-
-    def run(d, r, box=None):
-        box = input_box(w1, d) if box is None else box
-        res = solve_stability(model, arrays, d, r, solver, box)
-        if "P" not in res:
-            return f"SDP {res['status']}"
+    loop = _loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs)
+    if method == "small-gain":
+        return _small_gain(loop, net)
+    n = loop.n
+    half = _half_widths(region, n)
+    if P is not None:
+        P = np.asarray(P, dtype=np.float64)
+        if P.shape != (n, n) or not np.all(np.isfinite(P)):
+            raise ValueError(f"P must be a finite {n}×{n} matrix, got shape {P.shape}")
         try:
-            rho, vol = verify_stability(model, arrays, d, r, res["P"], res["lam"], box)
-        except CertificateError as e:
-            return f"solution does not re-verify ({e})"
-        return {**res, "dv": d, "rbar": r, "box": box, "rho": rho, "vol": vol}
-
-    best, failures, log = _search(run, model, dv, psi_bound, lambda r: r["vol"])
-    if best is not None and grow:
-        best = _grow(run, best, log)
+            np.linalg.cholesky((P + P.T) / 2)
+        except np.linalg.LinAlgError:
+            raise ValueError("P must be symmetric positive definite") from None
+    x0, lo, hi, r_eq = _equilibrium(loop, x_eq)
+    if half is None:
+        p = loop.plant
+        box = 0.5 * np.abs(np.asarray(p.reset_high) - np.asarray(p.reset_low))
+        half0 = np.where(np.isfinite(box) & (box > 0), box, 1.0)
+    else:
+        half0 = half
+    best, log = loop_stability.search(loop, x0, r_eq, half=half0, grow=half is None, P=P,
+                                      max_cells=max_cells, seed=seed)
     elapsed = time.perf_counter() - t0
-    common = dict(
-        kind="stability", method=method, norm="P-ellipsoid", fingerprint=stack.fingerprint()
-    )
-    if best is None:
-        return Certificate(
-            value=math.inf,
-            certified=False,
-            reason=_failure_reason("no Lyapunov certificate found", failures, dv is None),
-            data={"search": log, "time": elapsed},
-            solver={"name": solver, "time": elapsed},
-            **common,
-        )
-    value = best["rho"] * (1 + 1e-12)
+    common = dict(kind="stability", method="lyapunov-bnb", norm="P-ellipsoid",
+                  fingerprint=loop.stack.fingerprint())
     data = {
-        **model.to_data(),
-        **arrays,
-        "P": best["P"],
-        "dv": best["dv"],
-        "box": best["box"],
-        "rbar": best["rbar"],
-        "roa_volume": best["vol"],
+        "x_eq": x0,
+        "equilibrium_box": [lo, hi],
+        "loop": _describe(loop, observation),
+        "max_cells": max_cells,
         "search": log,
+        "time": elapsed,
     }
-    return Certificate(
-        value=value,
-        certified=True,
-        multipliers={"lambda": best["lam"]},
-        data=data,
-        solver={"name": solver, "status": best["status"], "time": elapsed},
-        margin=1e-6,
-        **common,
-    )
+    solver = {"name": "certnet interval branch and bound", "time": elapsed}
+    if best is None:
+        tried = f" (tried: {len(log['attempts'])} proposal(s))" if log.get("attempts") else ""
+        return Certificate(value=math.inf, certified=False, reason=log["reason"] + tried
+                           + ". What to do: check the loop is stable at its equilibrium, "
+                           "give a smaller region, or raise max_cells", data=data,
+                           solver=solver, **common)
+    data.update({
+        "P": best.P,
+        "P_frame": best.P_frame,
+        "radius": best.radius,
+        "core_radius": best.core_radius,
+        "r_in": best.r_in,
+        "core_bound": best.core_bound,
+        "roa_volume": best.volume,
+        "probe": _probe(loop, x0, np.sqrt(np.diag(np.linalg.inv(best.P)))),
+    })
+    solver["cells"] = best.cells
+    return Certificate(value=best.rho, certified=True, data=data, solver=solver, margin=0.0,
+                       **common)
 
 
-def _arrays_for_check(cert: Certificate, stack) -> dict:
-    if stack is not None:
-        return _net_data(stack.folded_weights(), stack.folded_biases(), stack.activations)
+def _check_stability(cert: Certificate, stack, **context) -> float:
+    loop = _loop_for_check(cert, stack, context)
     d = cert.data
-    return {
-        "weights": [np.asarray(w, dtype=np.float64) for w in d["weights"]],
-        "biases": [np.asarray(b, dtype=np.float64) for b in d["biases"]],
-        "activations": d["activations"],
-    }
-
-
-def _box(cert: Certificate) -> np.ndarray | None:
-    box = cert.data.get("box")  # absent from certificates made before the input box
-    return None if box is None else np.asarray(box, dtype=np.float64)
-
-
-def _check_stability(cert: Certificate, stack) -> float:
-    model = LoopModel.from_data(cert.data)
-    arrays = _arrays_for_check(cert, stack)
-    rho, vol = verify_stability(
-        model,
-        arrays,
-        cert.data["dv"],
-        cert.data["rbar"],
-        cert.array("P"),
-        cert.array("lambda"),
-        _box(cert),
-    )
-    if cert.data["roa_volume"] > vol * (1 + 1e-9):
-        raise CertificateError(
-            f"the stored ROA volume {cert.data['roa_volume']:.9g} exceeds that of P ({vol:.9g})"
-        )
+    x0 = np.asarray(d["x_eq"], dtype=np.float64)
+    rho = loop_stability.recheck(loop, x0, _r_eq(cert), d, int(d["max_cells"]))
+    # the stored region must lie inside the proved one, and its volume must not exceed it
+    proved = loop_stability.region_matrix(d, _r_eq(cert))
+    gap = np.linalg.eigvalsh(np.asarray(d["P"], dtype=np.float64) - proved).min()
+    if not gap >= -1e-12 * np.abs(proved).max():
+        raise CertificateError("the stored region is larger than the proved one; the "
+                               "certificate was tampered with")
+    if float(d["roa_volume"]) > ellipsoid_volume(proved) * (1 + 1e-9):
+        raise CertificateError(f"the stored region volume {d['roa_volume']:.9g} exceeds the "
+                               "proved one")
     return rho
 
 
-register_checker("stability", "sector")(_check_stability)
-register_checker("stability", "sector-linearization")(_check_stability)
+register_checker("stability", "lyapunov-bnb")(_check_stability)
 
 
-# ------------------------------------------------------------------ small gain
-def _small_gain(model: LoopModel, net, stack) -> Certificate:
+# ------------------------------------------------------------------ small gain (LTI)
+def _small_gain(loop: ClosedLoop, net) -> Certificate:
     import certnet.verify as verify
+    from certnet.plants.lti import LTI
 
+    p = loop.plant
+    if not isinstance(p, LTI) or loop.parameters or loop.input_gain:
+        raise ValueError(
+            "method='small-gain' needs a linear plant (a control.StateSpace or certnet LTI) "
+            "without parameter ranges; use method='lyapunov' for this plant"
+        )
     t0 = time.perf_counter()
-    n = model.A.shape[0]
-    gamma, X = hinf_certificate(model.A, model.B, np.eye(n))
-    lip = verify.lipschitz(net)
+    A, B = np.asarray(p.Ad, float), np.asarray(p.Bd, float)
+    n = A.shape[0]
+    gamma, X = hinf_certificate(A, B, np.eye(n))
+    lip = verify.lipschitz(net, method="auto")
     if not lip.certified:
         raise CertificateError(f"the network's Lipschitz bound is not certified: {lip.reason}")
-    loop = gamma * lip.value * (1 + 1e-12)
-    method = "small-gain-linearization" if model.linearised else "small-gain"
+    value = gamma * lip.value * (1 + 1e-12)
     common = dict(
-        kind="stability",
-        method=method,
-        value=loop,
-        norm="l2-incremental",
-        data={"A": model.A, "B": model.B, "X": X, "hinf": gamma, "lipschitz": lip.to_dict()},
+        kind="stability", method="small-gain", value=value, norm="l2-incremental",
+        data={"A": A, "B": B, "X": X, "hinf": gamma, "lipschitz": lip.to_dict()},
         solver={"name": "hamiltonian-bisection+DARE", "time": time.perf_counter() - t0},
-        margin=1 - loop,
-        fingerprint=stack.fingerprint(),
+        margin=1 - value, fingerprint=loop.stack.fingerprint(),
     )
-    if loop < 1:
+    if value < 1:
         return Certificate(certified=True, **common)
-    return Certificate(
-        certified=False,
-        reason=f"loop gain ‖G‖∞·Lip(π) = {gamma:.6g}·{lip.value:.6g} = {loop:.6g} ≥ 1",
-        **common,
-    )
+    return Certificate(certified=False, reason=f"loop gain ‖G‖∞·Lip(π) = {gamma:.6g}·"
+                       f"{lip.value:.6g} = {value:.6g} ≥ 1", **common)
 
 
-def _check_small_gain(cert: Certificate, stack) -> float:
+def _check_small_gain(cert: Certificate, stack, **context) -> float:
     from certnet.verify.certificate import checker_for
 
     d = cert.data
-    gamma = check_kyp(
-        cert.array("A"), cert.array("B"), np.eye(len(d["A"])), cert.array("X"), d["hinf"]
-    )
+    A, B = cert.array("A"), cert.array("B")
+    plant = context.get("plant")
+    if plant is not None:
+        from certnet.plants.external import as_plant
+
+        p = as_plant(plant)
+        if not (np.allclose(p.Ad, A, rtol=0, atol=0) and np.allclose(p.Bd, B, rtol=0, atol=0)):
+            raise CertificateError("this small-gain certificate was made for another plant")
+    gamma = check_kyp(A, B, np.eye(len(A)), cert.array("X"), d["hinf"])
     lip = Certificate.from_dict(d["lipschitz"])
     lv = float(checker_for(lip.kind, lip.method)(lip, stack))
     if lv > lip.value:
@@ -544,26 +362,43 @@ def _check_small_gain(cert: Certificate, stack) -> float:
 
 
 register_checker("stability", "small-gain")(_check_small_gain)
-register_checker("stability", "small-gain-linearization")(_check_small_gain)
 
 
 # ------------------------------------------------------------------ ℓ2 gain
-def _channel(spec, default, shape, what):
+def _channel(spec, name: str, default, shape, what: str) -> np.ndarray:
     if isinstance(spec, str):
-        if spec != default[0]:
-            raise ValueError(
-                f"{what} must be {default[0]!r} or an array of shape {shape}, got {spec!r}"
-            )
-        return default[1]
+        if spec != name:
+            raise ValueError(f"{what} must be {name!r} or an array of shape {shape}, got {spec!r}")
+        return default()
     a = np.asarray(spec, dtype=np.float64)
-    if (
-        a.ndim != 2
-        or (shape[0] is not None and a.shape[0] != shape[0])
-        or (shape[1] is not None and a.shape[1] != shape[1])
-        or not np.isfinite(a).all()
-    ):
+    if a.ndim != 2 or any(s is not None and a.shape[i] != s for i, s in enumerate(shape)) or \
+            not np.all(np.isfinite(a)):
         raise ValueError(f"{what} must be a finite array of shape {shape}, got shape {a.shape}")
     return a
+
+
+def _input_matrix(loop: ClosedLoop, x0: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """B with F(x, u + d) = F(x, u) + B d on the box x0 ± half and every input: the plant must
+    be affine in its input there (checked on its jets)."""
+    from certnet.verify.jet import Jet
+
+    n, m = loop.n, loop.m
+    lo, hi = loop.u_lo, loop.u_hi
+    u_lo = np.where(np.isfinite(lo), lo, -1e6) - 1.0
+    u_hi = np.where(np.isfinite(hi), hi, 1e6) + 1.0
+    eye = np.eye(n + m)
+    x = Jet((x0 - half)[None], (x0 + half)[None], eye[None, :n], eye[None, :n])
+    u = Jet(u_lo[None], u_hi[None], eye[None, n:], eye[None, n:])
+    out = loop.plant.update(x, u)
+    dlo, dhi = out.dlo[0, :, n:], out.dhi[0, :, n:]
+    scale = 1.0 + np.abs(dhi).max()
+    if not np.all(np.isfinite(dlo)) or not np.all(dhi - dlo <= 1e-12 * scale):
+        raise ValueError(
+            "the plant is not affine in its input on the region (∂F/∂u varies there), so an "
+            "input disturbance does not enter as B d; pass disturbance= a matrix B_d (n, q) "
+            "for an additive state disturbance x⁺ = G(x) + B_d d"
+        )
+    return 0.5 * dlo + 0.5 * dhi
 
 
 def l2_gain(
@@ -572,130 +407,84 @@ def l2_gain(
     disturbance: Any = "input",
     performance: Any = "state",
     *,
-    energy: float | None = None,
+    energy: float,
     x_eq: Any = None,
-    solver: str = "CVXOPT",
-    dv: float | None = None,
-    psi_bound: float | None = None,
+    observation: Any = "auto",
+    dt: float | None = None,
+    parameters: dict | None = None,
+    input_gain: Any = None,
+    max_cells: int = MAX_CELLS,
+    **plant_kwargs: Any,
 ) -> Certificate:
-    """Certify the ℓ2 gain from a disturbance d to a performance output y of the closed loop.
+    """Certify the ℓ2 gain γ from a disturbance d to a performance output y of the real loop.
 
-    The loop is x⁺ = F(x, sat(π(x))) + B_d d, y = C_y (x − x*), started at x*.
+    The loop is x⁺ = F(x, sat(π(h(x)))) + B_d d, y = C_y (x − x̄), started at its fixed point
+    x̄; the certificate: Σ|y|² ≤ γ² Σ|d|² for every disturbance with Σ|d|² ≤ ``energy``.
 
     Parameters
     ----------
-    plant, net, x_eq, solver, dv, psi_bound
+    plant, net, x_eq, observation, dt, parameters, input_gain, max_cells, **plant_kwargs
         As in :func:`closed_loop`.
-    disturbance : "input" or array, shape (n, q)
-        B_d; ``"input"`` means B (a disturbance added to the applied input).
-    performance : "state" or array, shape (r, n)
-        C_y; ``"state"`` means the identity.
-    energy : float, optional
-        Bound e on Σ|d|² (in d's units squared). Given: a local certificate, valid for every
-        d with Σ|d|² ≤ e (the state provably stays where the local sectors hold). None: a
-        global certificate with global sector bounds (often infeasible for loops that are
-        only locally stable, e.g. with saturation or an unstable plant).
+    disturbance : "input" or array (n, q)
+        B_d. ``"input"``: a disturbance added to the applied input, allowed when the plant is
+        affine in its input on the region (B_d = ∂F/∂u, checked), else pass a matrix.
+    performance : "state" or array (r, n)
+        C_y (``"state"``: the identity).
+    energy : float
+        The bound e on Σ|d|² (d's units squared) the certificate covers.
 
     Returns
     -------
     Certificate
-        kind ``"l2-gain"``, ``value`` = γ with Σ|y|² ≤ γ² Σ|d|².
+        kind ``"l2-gain"``, method ``"dissipation-bnb"``, ``value`` = γ.
 
     Raises
     ------
     ValueError
-        Bad shapes, a non-positive energy, or the errors of :func:`closed_loop`.
+        Bad shapes or energy; an ``"input"`` disturbance on a plant not affine in its input;
+        the errors of :func:`closed_loop`.
     """
-    solver = _solver(solver)
-    if energy is not None and not (math.isfinite(energy) and energy > 0):
-        raise ValueError(f"energy must be a positive number (Σ|d|² bound) or None, got {energy!r}")
-    model, arrays, stack = _setup(plant, net, x_eq, None)
-    for a in stack.activations:
-        _act_kind(a)
-    n = model.A.shape[0]
-    Bd = _channel(disturbance, ("input", model.B), (n, None), "disturbance")
-    Cy = _channel(performance, ("state", np.eye(n)), (None, n), "performance")
+    if not (isinstance(energy, (int, float)) and math.isfinite(energy) and energy > 0):
+        raise ValueError(
+            f"energy must be a positive number (the bound on Σ|d|²), got {energy!r}; the gain of "
+            "a nonlinear loop is certified for disturbances of bounded energy"
+        )
+    max_cells = _positive_int(max_cells, "max_cells")
     t0 = time.perf_counter()
-
-    def run(d, r):
-        box = None if d is None else input_box(arrays["weights"][0], d)
-        res = solve_l2(model, arrays, d, r, solver, Bd, Cy, energy, box)
-        if "P" not in res or not res.get("h", 0) > 0:
-            return f"SDP {res['status']}"
-        try:
-            g = verify_l2(model, arrays, d, r, res["P"], res["lam"], res["h"], Bd, Cy, energy, box)
-        except CertificateError as e:
-            return f"solution does not re-verify ({e})"
-        return {**res, "dv": d, "rbar": r, "box": box, "gamma": g}
-
-    if energy is None:
-        res = run(None, None)
-        best, failures, log = (
-            (None, [(None, None, res)], []) if isinstance(res, str) else (res, [], [])
-        )
-    else:
-        best, failures, log = _search(run, model, dv, psi_bound, lambda r: -r["gamma"], shrink=True)
+    loop = _loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs)
+    n = loop.n
+    x0, lo, hi, r_eq = _equilibrium(loop, x_eq)
+    p = loop.plant
+    box = 0.5 * np.abs(np.asarray(p.reset_high) - np.asarray(p.reset_low))
+    half = np.where(np.isfinite(box) & (box > 0), box, 1.0)
+    Bd = _channel(disturbance, "input", lambda: _input_matrix(loop, x0, half), (n, None),
+                  "disturbance")
+    Cy = _channel(performance, "state", lambda: np.eye(n), (None, n), "performance")
+    best, log = loop_gain.search(loop, x0, r_eq, Bd, Cy, float(energy), max_cells=max_cells)
     elapsed = time.perf_counter() - t0
-    method = "sector-linearization" if model.linearised else "sector"
-    method += "-local" if energy is not None else "-global"
-    common = dict(kind="l2-gain", method=method, norm="l2", fingerprint=stack.fingerprint())
+    common = dict(kind="l2-gain", method="dissipation-bnb", norm="l2",
+                  fingerprint=loop.stack.fingerprint())
+    data = {"x_eq": x0, "equilibrium_box": [lo, hi], "loop": _describe(loop, observation),
+            "max_cells": max_cells, "search": log, "time": elapsed, "energy": float(energy),
+            "Bd": Bd, "Cy": Cy}
+    solver = {"name": "certnet interval branch and bound", "time": elapsed}
     if best is None:
-        return Certificate(
-            value=math.inf,
-            certified=False,
-            reason=_failure_reason(
-                "no dissipation certificate found", failures, dv is None and energy is not None
-            ),
-            data={"search": log},
-            solver={"name": solver, "time": elapsed},
-            **common,
-        )
-    data = {
-        **model.to_data(),
-        **arrays,
-        "P": best["P"],
-        "h": best["h"],
-        "dv": best["dv"],
-        "box": best["box"],
-        "rbar": best["rbar"],
-        "energy": energy,
-        "Bd": Bd,
-        "Cy": Cy,
-        "search": log,
-    }
-    return Certificate(
-        value=best["gamma"] * (1 + 1e-12),
-        certified=True,
-        multipliers={"lambda": best["lam"]},
-        data=data,
-        solver={"name": solver, "status": best["status"], "time": elapsed},
-        margin=1e-6,
-        **common,
-    )
+        return Certificate(value=math.inf, certified=False, reason=log["reason"] + ". What to "
+                           "do: a smaller energy, or a controller with more margin", data=data,
+                           solver=solver, **common)
+    scale = np.sqrt(np.diag(np.linalg.inv(best["P"]))) * best["gamma"] * math.sqrt(energy)
+    data.update({k: best[k] for k in ("gamma", "P", "radius", "core_radius", "r_in")})
+    data["probe"] = _probe(loop, x0, scale)
+    solver["cells"] = best["cells"]
+    return Certificate(value=best["gamma"] * (1 + 1e-12), certified=True, data=data,
+                       solver=solver, **common)
 
 
-def _check_l2(cert: Certificate, stack) -> float:
+def _check_l2(cert: Certificate, stack, **context) -> float:
+    loop = _loop_for_check(cert, stack, context)
     d = cert.data
-    model = LoopModel.from_data(d)
-    arrays = _arrays_for_check(cert, stack)
-    n = model.A.shape[0]
-    Bd = cert.array("Bd").reshape(n, -1)
-    Cy = cert.array("Cy").reshape(-1, n)
-    return verify_l2(
-        model,
-        arrays,
-        d["dv"],
-        d["rbar"],
-        cert.array("P"),
-        cert.array("lambda"),
-        float(d["h"]),
-        Bd,
-        Cy,
-        d["energy"],
-        _box(cert),
-    )
+    return loop_gain.recheck(loop, np.asarray(d["x_eq"], dtype=np.float64), _r_eq(cert), d,
+                             int(d["max_cells"]))
 
 
-for _m in ("sector", "sector-linearization"):
-    for _s in ("-local", "-global"):
-        register_checker("l2-gain", _m + _s)(_check_l2)
+register_checker("l2-gain", "dissipation-bnb")(_check_l2)

@@ -275,7 +275,7 @@ def lmi_certificate(
     )
 
 
-def _check_lmi(cert: Certificate, stack) -> float:
+def _check_lmi(cert: Certificate, stack, **context) -> float:
     if stack is None:
         raise CertificateError(
             f"a {cert.method!r} certificate is re-verified against the weights: call "

@@ -1,4 +1,4 @@
-"""Phase portrait of a two-state closed loop: trajectories, certified ROA, empirical basin."""
+"""What people look at: the certified region drawn over the simulated basin of the real loop."""
 
 from __future__ import annotations
 
@@ -7,120 +7,139 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from certnet.nn.extract import extract_layers
 from certnet.verify.certificate import Certificate
+from certnet.verify.loop_model import ClosedLoop
 
-__all__ = ["simulate", "empirical_basin", "plot_roa"]
-
-
-def simulate(plant: Any, net: Any, x0: np.ndarray, steps: int) -> np.ndarray:
-    """Closed-loop states x_0 … x_T of u = π(x) on the plant (float64), shape (B, T+1, n)."""
-    stack = extract_layers(net)
-    x = torch.as_tensor(np.atleast_2d(x0), dtype=torch.float64)
-    out = [x]
-    for _ in range(steps):
-        u = torch.from_numpy(stack.forward(x.numpy()))
-        x = plant.step(x, u)
-        out.append(x)
-    return torch.stack(out, dim=1).numpy()
+__all__ = ["empirical_basin", "region_slice", "plot_region"]
 
 
-def empirical_basin(
-    plant: Any,
-    net: Any,
-    box: tuple[float, float, float, float],
-    *,
-    n: int = 101,
-    steps: int = 1500,
-    tol: float = 1e-3,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Grid of starts in ``box`` = (x0_min, x0_max, x1_min, x1_max) simulated ``steps`` steps.
+def empirical_basin(loop: ClosedLoop, x_eq: np.ndarray, box: Any, *, plane=(0, 1),
+                    n: int = 121, steps: int = 1500, tol: float = 1e-3) -> dict:
+    """Simulate a grid of starts in a plane of states and mark those that converge.
 
-    Returns the grid axes, the boolean "converged" mask (|x_T − x*| < tol) and the basin area
-    (cell count × cell area, in the states' units). It is a sample, not a certificate.
+    Parameters
+    ----------
+    loop : ClosedLoop
+        The real loop (its plant's own ``update``).
+    x_eq : ndarray (n,)
+        The equilibrium; the states outside ``plane`` start there.
+    box : (lo₀, hi₀, lo₁, hi₁)
+        The grid's extent in the plane's two states (their units), fixed by the caller — not
+        scaled with any certificate.
+    plane : (int, int)
+        The two states of the grid.
+    n : int
+        Grid points per axis.
+    steps : int
+        Steps simulated; converged means |x_T − x*|∞ < ``tol`` at the end.
+
+    Returns
+    -------
+    dict
+        ``axes`` (two arrays), ``converged`` (n, n) bool, ``area`` (cells converged × cell
+        area), ``box``. A sample, not a certificate.
     """
+    i, j = plane
     a = np.linspace(box[0], box[1], n)
     b = np.linspace(box[2], box[3], n)
     A, B = np.meshgrid(a, b, indexing="ij")
-    x0 = np.stack([A.ravel(), B.ravel()], axis=1)
-    xe = np.asarray(plant.x_eq, dtype=np.float64)
-    stack = extract_layers(net)
-    x = torch.as_tensor(x0, dtype=torch.float64)
-    for _ in range(steps):
-        x = plant.step(x, torch.from_numpy(stack.forward(x.numpy())))
-        x = torch.nan_to_num(x, nan=1e6).clamp(-1e6, 1e6)
-    ok = (np.abs(x.numpy() - xe).max(axis=1) < tol).reshape(n, n)
+    x0 = np.repeat(np.asarray(x_eq, dtype=np.float64)[None], n * n, axis=0)
+    x0[:, i], x0[:, j] = A.ravel(), B.ravel()
+    xt = loop.simulate(x0, steps)
+    ok = (np.abs(xt - x_eq).max(axis=1) < tol).reshape(n, n)
     cell = (a[1] - a[0]) * (b[1] - b[0])
-    return a, b, ok, float(ok.sum() * cell)
+    return {"axes": (a, b), "converged": ok, "area": float(ok.sum() * cell), "box": tuple(box)}
 
 
-def plot_roa(
-    cert: Certificate,
-    plant: Any,
-    net: Any,
-    path: str | os.PathLike,
-    *,
-    box: tuple[float, float, float, float] | None = None,
-    n: int = 81,
-    steps: int = 1500,
-    trajectories: int = 12,
-    seed: int = 0,
-) -> Path:
-    """Write a PNG: empirical basin (shaded), certified ROA ellipse, sample trajectories.
+def region_slice(cert: Certificate, plane=(0, 1)) -> tuple[np.ndarray, np.ndarray]:
+    """The certified ellipsoid's slice in ``plane`` (the other states at x*): (centre, P₂)."""
+    P, x0 = cert.array("P"), cert.array("x_eq")
+    idx = list(plane)
+    return x0[idx], P[np.ix_(idx, idx)]
+
+
+def _ellipse(centre: np.ndarray, P2: np.ndarray, points: int = 400) -> np.ndarray:
+    t = np.linspace(0.0, 2.0 * np.pi, points)
+    L = np.linalg.cholesky(P2)
+    return centre[:, None] + np.linalg.solve(L.T, np.stack([np.cos(t), np.sin(t)]))
+
+
+def plot_region(cert: Certificate, loop: ClosedLoop, path: str | os.PathLike, *,
+                box: Any = None, plane=(0, 1), basin: dict | None = None, n: int = 121,
+                steps: int = 1500, trajectories: int = 12, seed: int = 0) -> Path:
+    """Write a PNG: the simulated basin (shaded), the certified region, a few trajectories.
+
+    Parameters
+    ----------
+    cert : Certificate
+        A certified ``closed_loop`` stability certificate of ``loop``.
+    loop : ClosedLoop
+    path : path-like
+        The PNG to write.
+    box : (lo₀, hi₀, lo₁, hi₁), optional
+        The grid's extent (default: 3× the region's slice around x*).
+    plane : (int, int)
+        The two states drawn (others at x*).
+    basin : dict, optional
+        A result of :func:`empirical_basin` to reuse (its box is then the plot's).
 
     Raises
     ------
     ValueError
-        The certificate has no ellipsoid (not a certified sector stability certificate) or the
-        plant does not have two states.
+        Not a certified region-of-attraction certificate.
     """
     if cert.kind != "stability" or not cert.certified or "P" not in cert.data:
-        raise ValueError(
-            "plot_roa needs a certified stability certificate with an ellipsoid "
-            "(closed_loop(..., method='sector'))"
-        )
-    P = cert.array("P")
-    if P.shape != (2, 2):
-        raise ValueError(f"plot_roa draws two-state loops; this one has {P.shape[0]} states")
+        raise ValueError("plot_region needs a certified stability certificate with a region "
+                         "(cn.verify.closed_loop(plant, net))")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xe = cert.array("x_eq")
-    L = np.linalg.cholesky(P)
-    t = np.linspace(0, 2 * np.pi, 400)
-    ell = xe[:, None] + np.linalg.solve(L.T, np.stack([np.cos(t), np.sin(t)]))
-    if box is None:
-        r = 2.5 * np.abs(ell - xe[:, None]).max(axis=1)
-        box = (xe[0] - r[0], xe[0] + r[0], xe[1] - r[1], xe[1] + r[1])
-    a, b, ok, area = empirical_basin(plant, net, box, n=n, steps=steps)
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.contourf(a, b, ok.T.astype(float), levels=[0.5, 1.5], colors=["#cfe8cf"])
+    x0 = cert.array("x_eq")
+    centre, P2 = region_slice(cert, plane)
+    ell = _ellipse(centre, P2)
+    if basin is None:
+        if box is None:
+            r = 3.0 * np.abs(ell - centre[:, None]).max(axis=1)
+            box = (centre[0] - r[0], centre[0] + r[0], centre[1] - r[1], centre[1] + r[1])
+        basin = empirical_basin(loop, x0, box, plane=plane, n=n, steps=steps)
+    box = basin["box"]
+    a, b = basin["axes"]
+    fig, ax = plt.subplots(figsize=(6.4, 5))
+    ax.contourf(a, b, basin["converged"].T.astype(float), levels=[0.5, 1.5], colors=["#cfe8cf"])
     rng = np.random.default_rng(seed)
-    starts = np.stack(
-        [rng.uniform(box[0], box[1], trajectories), rng.uniform(box[2], box[3], trajectories)],
-        axis=1,
-    )
-    for tr in simulate(plant, net, starts, min(steps, 400)):
-        ax.plot(tr[:, 0], tr[:, 1], lw=0.7, color="0.4")
-    ax.plot(
-        ell[0],
-        ell[1],
-        color="C3",
-        lw=2,
-        label=f"certified ROA (area {cert.data['roa_volume']:.3g})",
-    )
-    ax.plot([], [], color="#cfe8cf", lw=8, label=f"empirical basin (area {area:.3g})")
-    names = getattr(plant, "state_names", ("x0", "x1"))
+    starts = np.repeat(x0[None], trajectories, axis=0)
+    starts[:, plane[0]] = rng.uniform(box[0], box[1], trajectories)
+    starts[:, plane[1]] = rng.uniform(box[2], box[3], trajectories)
+    import torch
+
+    xs = [starts]
+    x = torch.as_tensor(starts)
+    with torch.no_grad():
+        for _ in range(min(steps, 400)):
+            x = loop.step(x)
+            xs.append(x.numpy())
+    tr = np.stack(xs, 1)
+    for k in range(trajectories):
+        ax.plot(tr[k, :, plane[0]], tr[k, :, plane[1]], lw=0.7, color="0.45")
+    ax.fill(ell[0], ell[1], color="C3", alpha=0.25, lw=0)
+    ax.plot(ell[0], ell[1], color="C3", lw=2,
+            label=f"certified region (volume {cert.data['roa_volume']:.3g})")
+    ax.plot([], [], color="#cfe8cf", lw=8,
+            label=f"simulated basin in the box (area {basin['area']:.3g})")
+    ax.plot(*centre, "k+", ms=10)
+    names = loop.plant.state_names
+    units = loop.plant.state_units
     ax.set_xlim(box[0], box[1])
     ax.set_ylim(box[2], box[3])
-    ax.set_xlabel(names[0])
-    ax.set_ylabel(names[1])
+    ax.set_xlabel(f"{names[plane[0]]} ({units[plane[0]]})" if units[plane[0]] else
+                  names[plane[0]])
+    ax.set_ylabel(f"{names[plane[1]]} ({units[plane[1]]})" if units[plane[1]] else
+                  names[plane[1]])
     ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(f"closed loop: {cert.method}, ρ = {cert.value:.6f}")
+    ax.set_title(f"{type(loop.plant).__name__}: region of attraction proved on the real loop")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -86,7 +86,7 @@ def product_certificate(stack) -> Certificate:
 
 
 @register_checker("lipschitz", "product")
-def _check_product(cert: Certificate, stack) -> float:
+def _check_product(cert: Certificate, stack, **context) -> float:
     if stack is None:
         raise CertificateError(
             "a 'product' certificate is re-verified against the weights: call cert.check(net)"

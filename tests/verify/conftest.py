@@ -32,3 +32,39 @@ def random_weights(dims, seed=0, scale=1.0):
 @pytest.fixture
 def stack_factory():
     return make_stack
+
+
+def feedback_net(K, width=16, seed=0, act="tanh", bias=False, scale=0.5):
+    """A one-hidden-layer torch net u = W₂ σ(W₁ x (+ b)) whose linearisation at 0 is u = −K x:
+    W₁ random (scaled), W₂ = −K W₁⁺ (σ'(0) = 1 for tanh). Saturating σ makes it nonlinear."""
+    import torch
+
+    from certnet.nn.activations import make_activation
+
+    K = np.atleast_2d(np.asarray(K, dtype=np.float64))
+    m, n = K.shape
+    rng = np.random.default_rng(seed)
+    W1 = scale * rng.normal(size=(width, n))
+    W2 = -K @ np.linalg.pinv(W1)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(n, width, bias=bias), make_activation(act), torch.nn.Linear(width, m,
+                                                                                    bias=False)
+    ).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.as_tensor(W1))
+        if bias:
+            net[0].bias.zero_()
+        net[2].weight.copy_(torch.as_tensor(W2))
+    return net
+
+
+def dlqr_gain(plant, Q=None, R=None):
+    """dLQR gain K of a plant's linearisation at its x_eq, u_eq."""
+    import control
+
+    from certnet.plants import linearize
+
+    s = linearize(plant)
+    n, m = s.B.shape
+    K, _, _ = control.dlqr(s.A, s.B, np.eye(n) if Q is None else Q, np.eye(m) if R is None else R)
+    return K
