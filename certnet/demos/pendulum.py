@@ -9,7 +9,6 @@ methods (float64 re-checked) → a local closed-loop certificate around the upri
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,7 @@ def _zoom(ax: Any, plant: Any, policy: Any, region: Region) -> None:
     ax.set_ylim(region.center[1] - half[1], region.center[1] + half[1])
     ax.set_xlabel("θ (rad)")
     ax.set_ylabel("θ̇ (rad/s)")
-    ax.set_title("near upright: certified region (local)")
+    ax.set_title("near upright: the certified region (real loop)")
     ax.legend(fontsize=7, loc="upper right")
 
 
@@ -152,71 +151,45 @@ def _equilibrium(stack: LayerStack, plant: Any) -> float | None:
     return float(brentq(h, grid[k], grid[k + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps))
 
 
-def _state_feedback(stack: LayerStack, theta: float) -> LayerStack:
-    """The network with its observation map linearised at (θ*, 0): the first layer acts on
-    x = (θ, θ̇) through o(θ*) + J (x − x*), J = ∂[cos θ, sin θ, θ̇]/∂(θ, θ̇); the rest is
-    the network unchanged (scalings folded in)."""
-    ws, bs = stack.folded_weights(), stack.folded_biases()
-    J = np.array([[-math.sin(theta), 0.0], [math.cos(theta), 0.0], [0.0, 1.0]])
-    o_eq = np.array([math.cos(theta), math.sin(theta), 0.0])
-    x_eq = np.array([theta, 0.0])
-    m = ws[-1].shape[0]
-    return dataclasses.replace(
-        stack,
-        weights=(ws[0] @ J, *ws[1:]),
-        biases=(bs[0] + ws[0] @ (o_eq - J @ x_eq), *bs[1:]),
-        input_offset=np.zeros(2),
-        input_scale=np.ones(2),
-        output_scale=np.ones(m),
-        output_offset=np.zeros(m),
-    )
-
-
 def _loop_section(out: Path, net: nn.Module, quick: bool, seed: int) -> Section:
     plant = cn.plants.Pendulum()
     stack = extract_layers(net)
-    head = "## Closed-loop certificate (local)"
-    scope = (
-        "Globally the swing-up is not certified: the controller acts on [cos θ, sin θ, θ̇] and "
-        "swings through the whole circle, and certnet's closed-loop tools certify a region "
-        "around one equilibrium, not a swing-up."
-    )
+    head = "## Closed-loop certificate (the real plant)"
     theta = _equilibrium(stack, plant)
     if theta is None:
         text = (
             f"{head}\n\nNot certified: the learned controller has no closed-loop equilibrium "
-            f"within ±0.3 rad of upright where its torque pushes back. {scope}"
+            "within ±0.3 rad of upright where its torque pushes back."
         )
         return Section(text, {"closed_loop_certified": False})
+    box = ([theta - math.pi, -plant.max_speed], [theta + math.pi, plant.max_speed])
     meaning = (
-        f"What it means: **local** certificate around the closed loop's upright equilibrium "
-        f"x* = (θ*, 0), θ* = {theta:.3g} rad (where the network's torque balances gravity). "
-        "The pendulum's dynamics and the observation map [cos θ, sin θ, θ̇] are **linearised** "
-        "at x* (method `sector-linearization`; the Pendulum-v1 speed clip at ±8 rad/s is "
-        "inactive there); every tanh neuron of the network and the ±2 N m torque saturation "
-        "enter exactly, through local sector bounds valid inside the region. It proves that "
-        "each trajectory of that loop starting in the ellipse stays in it and converges to "
-        "x*. ρ close to 1 is the certified worst-case decrease per step; what is proved is "
-        "ρ < 1. The region is found by `closed_loop`'s own search (first-layer box half-width "
-        "Δv, then growth on parallelotopes around the best ellipse); the saturation's sector "
-        "comes from zonotope and Lipschitz bounds on the torque over the region. "
-        f"{scope}"
+        "What it means: proved on the **real loop** — the network's own forward pass reading "
+        "[cos θ, sin θ, θ̇], the ±2 N m torque clip, and the Pendulum-v1 twin's update "
+        "(semi-implicit Euler, speed clip ±8 rad/s), run on interval arithmetic; nothing is "
+        "linearised. Every trajectory that starts in the certified region stays in the ellipse "
+        "(or, from a proved cell, reaches it) and converges to the upright equilibrium x* = "
+        f"(θ*, 0), θ* = {theta:.3g} rad: the upright **catch region**, the states from which "
+        "the controller brings the pendulum up without swinging through a full turn. The "
+        "swing-up from below (which passes through other turns of θ) is not certified. "
+        "The region is found by `cn.verify.closed_loop` (a quadratic Lyapunov function shaped "
+        "on samples and proved by branch and bound on cells of states, then cells of the box "
+        "θ* ± π, |θ̇| ≤ 8 followed until they provably reach it)."
     )
-    policy = cn.export.to_policy(net, plant=plant)
     return closed_loop_section(
         plant,
-        _state_feedback(stack, theta),
-        lambda x: policy(plant.observe(x)),
+        net,
         out,
         meaning=meaning,
+        basin_box=(box[0][0], box[1][0], box[0][1], box[1][1]),
         x_eq=[theta, 0.0],
+        extend=box,
         quick=quick,
         seed=seed,
-        steps=200,
-        recheck=(
-            "`Certificate.load(p).check()` re-proves it from the weights stored in it: the "
-            "saved network in state-feedback form (observation map linearised at x*)."
-        ),
+        steps=400,
+        recheck="`Certificate.load(p).check(cn.load('controller.safetensors'), "
+        "plant=cn.plants.Pendulum())` re-proves it (or `certnet verify controller.safetensors "
+        "--closed-loop --plant pendulum --check closed_loop_certificate.json`).",
     )
 
 

@@ -5,7 +5,8 @@ multipliers.
 """
 
 from certnet.verify.certificate import SCHEMA, Certificate, checker_for, register_checker
-from certnet.verify.closed_loop import closed_loop, l2_gain
+from certnet.verify.closed_loop import closed_loop
+from certnet.verify.gain import l2_gain
 from certnet.verify.lipschitz import METHODS, lipschitz
 from certnet.verify.loop_model import ClosedLoop, EquilibriumError
 from certnet.verify.lower import lipschitz_lower_bound

@@ -1,23 +1,30 @@
-"""Closed-loop certificates of a real plant in feedback with a network.
+"""Regions of attraction of a real plant in feedback with a network.
 
-* :func:`closed_loop` — from which states does x⁺ = F(x, sat(π(h(x)))) converge to its
-  equilibrium? A region of attraction {δxᵀPδx ≤ 1}, proved on the plant's own code
-  (:mod:`certnet.verify.loop_stability`); or, for a linear plant, ``method="small-gain"``.
-* :func:`l2_gain` — by how much is a disturbance of bounded energy amplified? A dissipation
-  inequality proved on the same loop (:mod:`certnet.verify.loop_gain`).
+:func:`closed_loop` answers "from which states does x⁺ = F(x, sat(π(h(x)))) converge to its
+equilibrium?" with a region {δxᵀPδx ≤ 1} proved on the plant's own code — anything
+:func:`certnet.plants.as_plant` reads: a certnet Plant, a python-control ``StateSpace`` or
+``NonlinearIOSystem`` (continuous ones sampled with a zero-order hold at the controller's period,
+their exact flow enclosed by :mod:`certnet.verify.ode`), a torch function — and the network as
+:func:`certnet.nn.extract_layers` reads it. The loop is evaluated by running that code on
+interval jets (:class:`~certnet.verify.loop_model.ClosedLoop`): nothing is linearised, and what
+cannot be bounded is refused by name. Plant parameters may be ranges (``parameters``) and the
+actuator an uncertain gain (``input_gain``); the certificate then holds for every plant in the set.
 
-The plant is anything :func:`certnet.plants.as_plant` reads — a certnet Plant, a python-control
-``StateSpace`` or ``NonlinearIOSystem`` (continuous ones sampled with a zero-order hold at the
-controller's period, the exact flow enclosed by :mod:`certnet.verify.ode`), a torch function —
-and the network is read by :func:`certnet.nn.extract_layers`. The loop is evaluated by running
-that code on interval jets (:class:`~certnet.verify.loop_model.ClosedLoop`): nothing is
-linearised, and what cannot be bounded is refused by name. Plant parameters may be given as
-ranges (``parameters``) and the actuator as an uncertain gain (``input_gain``); the certificate
-then holds for every plant in that set.
+Two strategies prove the region (``strategy="auto"`` picks by the number of states):
+
+* ``"cells"`` (n ≤ 2): a quadratic Lyapunov function shaped on samples and proved to decrease by
+  branch and bound over cells (:mod:`certnet.verify.loop_stability`), optionally extended by
+  cells of a box that provably reach it (:mod:`certnet.verify.loop_reach`);
+* ``"sdp"`` (n ≥ 3, where cells grow too many): contraction on a box proved by one structured
+  matrix inequality per box tried (:mod:`certnet.verify.loop_sdp`).
+
+For a linear plant, ``method="small-gain"`` gives the global ‖G‖∞ · Lip(π) < 1 test instead.
+The ℓ2 gain is :func:`certnet.verify.l2_gain` (:mod:`certnet.verify.gain`).
 
 ``check(net, plant=plant)`` re-proves a certificate: it rebuilds the loop from the plant given,
 compares the loop map with the one certified at stored probe states, re-proves the fixed point
-(Krawczyk) and re-runs every cell test in float64 interval arithmetic.
+(Krawczyk) and re-runs every cell test or rebuilds the matrix inequality, in float64 interval
+arithmetic.
 """
 
 from __future__ import annotations
@@ -27,124 +34,24 @@ import time
 from typing import Any
 
 import numpy as np
-import torch
 
 from certnet.errors import CertificateError
-from certnet.verify import loop_gain, loop_stability
+from certnet.verify import loop_common as lc
+from certnet.verify import loop_reach, loop_sdp, loop_stability
 from certnet.verify.certificate import Certificate, register_checker
 from certnet.verify.loop_bnb import MAX_CELLS, ellipsoid_volume
 from certnet.verify.loop_model import ClosedLoop
+from certnet.verify.loop_shape import ShapeSearch, linear_rate
 from certnet.verify.loop_small_gain import check_kyp, hinf_certificate
 
-__all__ = ["closed_loop", "l2_gain"]
+__all__ = ["closed_loop", "STRATEGIES"]
 
 _METHODS = ("lyapunov", "small-gain")
-_PROBE_RTOL = 1e-9
+#: How a region is proved: by the number of states, by cells, or by the contraction SDP.
+STRATEGIES = ("auto", "cells", "sdp")
+_CELLS_UP_TO = 2  # "auto" uses cells up to this many states
 
 
-# ------------------------------------------------------------------ shared set-up
-def _positive_int(v: Any, what: str) -> int:
-    if not (isinstance(v, (int, np.integer)) and v > 0):
-        raise ValueError(f"{what} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _half_widths(region: Any, n: int) -> np.ndarray | None:
-    if region is None:
-        return None
-    h = np.broadcast_to(np.asarray(region, dtype=np.float64), (n,)).copy()
-    if not (np.all(np.isfinite(h)) and np.all(h > 0)):
-        raise ValueError(f"region must be {n} positive half-widths (state units) around the "
-                         f"equilibrium, got {region!r}")
-    return h
-
-
-def _loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs) -> ClosedLoop:
-    return ClosedLoop(plant, net, observation=observation, dt=dt, parameters=parameters,
-                      input_gain=input_gain, **plant_kwargs)
-
-
-def _describe(loop: ClosedLoop, observation: Any) -> dict:
-    p = loop.plant
-    return {
-        "plant": type(p).__name__,
-        "plant_module": type(p).__module__,
-        "dt": loop.dt,
-        "states": list(p.state_names),
-        "inputs": list(p.input_names),
-        "u_min": loop.u_lo,
-        "u_max": loop.u_hi,
-        "observation": observation if isinstance(observation, str) else "callable",
-        "sampling": "zero-order hold, exact flow" if loop.continuous else "discrete map",
-        "parameters": loop.parameters,
-        "input_gain": loop.input_gain,
-    }
-
-
-def _probe(loop: ClosedLoop, x0: np.ndarray, scale: np.ndarray) -> dict:
-    """G at 2n + 1 fixed states around x̂: the loop's fingerprint (a different plant,
-    observation or parameter gives different values)."""
-    n = len(x0)
-    pts = np.vstack([x0, x0 + np.diag(0.37 * scale), x0 - np.diag(0.61 * scale)])
-    with torch.no_grad():
-        g = loop.step(torch.as_tensor(pts)).numpy()
-    return {"states": pts, "next": g} if n else {}
-
-
-def _check_probe(loop: ClosedLoop, data: dict) -> None:
-    pts = np.asarray(data["probe"]["states"], dtype=np.float64)
-    want = np.asarray(data["probe"]["next"], dtype=np.float64)
-    with torch.no_grad():
-        got = loop.step(torch.as_tensor(pts)).numpy()
-    err = np.abs(got - want).max() / (1.0 + np.abs(want).max())
-    if not err <= _PROBE_RTOL:
-        raise CertificateError(
-            f"this certificate was made for another closed loop: the plant/observation given "
-            f"moves the probe states differently (relative difference {err:.3g}); pass the "
-            "plant (and its parameters) the certificate was made for"
-        )
-
-
-def _equilibrium(loop: ClosedLoop, x_eq: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    x0, lo, hi = loop.equilibrium(x_eq)
-    r_eq = float(np.sqrt((np.maximum(np.abs(lo - x0), np.abs(hi - x0)) ** 2).sum())) * (
-        1 + 1e-12)
-    return x0, lo, hi, r_eq
-
-
-def _loop_for_check(cert: Certificate, stack, context: dict) -> ClosedLoop:
-    if stack is None:
-        raise CertificateError("re-checking a closed-loop certificate needs the network: "
-                               "cert.check(net, plant=plant)")
-    plant = context.get("plant")
-    if plant is None:
-        raise CertificateError(
-            "re-checking a closed-loop certificate needs the plant it is about: "
-            f"cert.check(net, plant=...) (it was made for a {cert.data['loop']['plant']})"
-        )
-    d = cert.data["loop"]
-    obs = context.get("observation", d["observation"] if d["observation"] != "callable"
-                      else None)
-    if obs is None:
-        raise CertificateError("the certificate's loop reads a user observation function; "
-                               "pass it: cert.check(net, plant=..., observation=h)")
-    loop = _loop(plant, stack, obs, d["dt"], d["parameters"], d["input_gain"],
-                 context.get("plant_kwargs", {}))
-    _check_probe(loop, cert.data)
-    x0 = np.asarray(cert.data["x_eq"], dtype=np.float64)
-    lo, hi = (np.asarray(v, dtype=np.float64) for v in cert.data["equilibrium_box"])
-    loop.prove_fixed_point(x0, lo, hi)
-    return loop
-
-
-def _r_eq(cert: Certificate) -> float:
-    x0 = np.asarray(cert.data["x_eq"], dtype=np.float64)
-    lo, hi = (np.asarray(v, dtype=np.float64) for v in cert.data["equilibrium_box"])
-    return float(np.sqrt((np.maximum(np.abs(lo - x0), np.abs(hi - x0)) ** 2).sum())) * (
-        1 + 1e-12)
-
-
-# ------------------------------------------------------------------ stability
 def closed_loop(
     plant: Any,
     net: Any,
@@ -157,7 +64,11 @@ def closed_loop(
     P: Any = None,
     parameters: dict | None = None,
     input_gain: Any = None,
+    strategy: str = "auto",
     max_cells: int = MAX_CELLS,
+    extend: Any = None,
+    max_cell_steps: int = 2_000_000,
+    solver: str = "CVXOPT",
     seed: int = 0,
     **plant_kwargs: Any,
 ) -> Certificate:
@@ -183,21 +94,33 @@ def closed_loop(
         Sampling period in s for plants that need one (continuous python-control systems and
         functions).
     region : float or array_like (n,), optional
-        Half-widths (state units) of the box around the equilibrium the region is searched in;
-        the certified ellipsoid stays inside it. Default: the plant's reset box (or ±1),
-        doubled up to 3 times while the region touches it.
+        Half-widths (state units) of the box around the equilibrium the region is searched in.
+        Default: the plant's reset box (or ±1), doubled up to 3 times while the region
+        touches it.
     P : array_like (n, n), optional
         A Lyapunov matrix to start the search from (e.g. from an SDP of your own).
     parameters : dict, optional
-        Plant parameters as ranges, {name: (low, high)} (attributes of a certnet plant used by
-        its ``update``/``vector_field``, or keys of an nlsys's params); the certificate holds for
-        every value in the ranges.
+        Plant parameters as ranges, {name: (low, high)} (attributes of a certnet plant read by
+        its ``update``/``vector_field``, or keys of an nlsys's params); the certificate holds
+        for every value in the ranges.
     input_gain : (low, high), optional
         An uncertain actuator gain: the plant receives g ⊙ sat(π) with g_k ∈ [low, high] at
         every step (memoryless, possibly time-varying); it must contain 1.
+    strategy : {"auto", "cells", "sdp"}
+        How the region is proved (module docstring); ``"auto"``: cells for n ≤ 2, the SDP
+        above.
     max_cells : int
         Budget of cell evaluations of the branch and bound (an iteration count, so the result
         does not depend on the machine's speed).
+    extend : (lo, hi), optional
+        A box of states (two arrays (n,), state units): also certify the cells of it whose
+        trajectories provably reach the region (or cells proved before them). The region is
+        then the union, stored in ``data["extension"]``, with a lower bound of its volume in
+        ``data["union_volume"]``.
+    max_cell_steps : int
+        Budget of the extension: cell-steps advanced.
+    solver : {"CVXOPT", "SCS"}
+        SDP solver of the ``"sdp"`` strategy (named: cvxpy's default needs too much memory).
     seed : int
         Seed of the shape search's samples.
     **plant_kwargs
@@ -206,21 +129,24 @@ def closed_loop(
     Returns
     -------
     Certificate
-        kind ``"stability"``, method ``"lyapunov-bnb"``: every trajectory of the real loop
-        starting in {x : (x − x̂)ᵀP(x − x̂) ≤ 1} (``data["P"]``, ``data["x_eq"]`` = x̂) stays in
-        it and converges to the equilibrium, and V decreases at least by ``value`` = ρ < 1 per
-        step near it; ``data["roa_volume"]`` is its volume (area for n = 2). When nothing
-        can be proved, ``certified`` is False and ``reason`` says why (unstable loop, no
-        decrease found, …) and what was tried.
+        kind ``"stability"``, method ``"lyapunov-bnb"`` (cells) or ``"contraction-sdp"``:
+        every trajectory of the real loop starting in {x : (x − x̂)ᵀP(x − x̂) ≤ 1}
+        (``data["P"]``, ``data["x_eq"]`` = x̂) stays in it and converges to the equilibrium,
+        and V decreases at least by ``value`` = ρ < 1 per step (for the SDP, |x − x̄|_P
+        contracts by ρ); ``data["roa_volume"]`` is its volume (area for n = 2); with
+        ``extend``, the states of ``data["extension"]``'s cells reach it. When nothing can be
+        proved, ``certified`` is False and ``reason`` says why and what was tried.
 
     Raises
     ------
     ValueError
-        Bad arguments; no equilibrium near ``x_eq`` (:class:`EquilibriumError`, with the fixed
-        point found if any); a network that does not fit the plant.
+        Bad arguments; no equilibrium near ``x_eq`` (:class:`~certnet.errors.EquilibriumError`,
+        with the fixed point found if any); a network that does not fit the plant.
     TypeError
         A plant or network certnet cannot read; plant code certnet cannot bound (the
         operation is named).
+    BoundError
+        The loop has no finite bound at its equilibrium (a singularity; named).
 
     Examples
     --------
@@ -230,49 +156,82 @@ def closed_loop(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    max_cells = _positive_int(max_cells, "max_cells")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if solver not in ("CVXOPT", "SCS"):
+        raise ValueError(f"solver must be 'CVXOPT' or 'SCS', got {solver!r}")
+    max_cells = lc.positive_int(max_cells, "max_cells")
+    max_cell_steps = lc.positive_int(max_cell_steps, "max_cell_steps")
     t0 = time.perf_counter()
-    loop = _loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs)
+    loop = lc.make_loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs)
     if method == "small-gain":
         return _small_gain(loop, net)
     n = loop.n
-    half = _half_widths(region, n)
-    if P is not None:
-        P = np.asarray(P, dtype=np.float64)
-        if P.shape != (n, n) or not np.all(np.isfinite(P)):
-            raise ValueError(f"P must be a finite {n}×{n} matrix, got shape {P.shape}")
-        try:
-            np.linalg.cholesky((P + P.T) / 2)
-        except np.linalg.LinAlgError:
-            raise ValueError("P must be symmetric positive definite") from None
-    x0, lo, hi, r_eq = _equilibrium(loop, x_eq)
-    if half is None:
-        p = loop.plant
-        box = 0.5 * np.abs(np.asarray(p.reset_high) - np.asarray(p.reset_low))
-        half0 = np.where(np.isfinite(box) & (box > 0), box, 1.0)
+    half = lc.half_widths(region, n)
+    ext_box = lc.state_box(extend, n)
+    P = _matrix(P, n)
+    x0, lo, hi, r_eq = lc.equilibrium(loop, x_eq)
+    if strategy == "auto":
+        strategy = "cells" if n <= _CELLS_UP_TO else "sdp"
+    data = {"x_eq": x0, "equilibrium_box": [lo, hi], "loop": lc.describe(loop, observation),
+            "strategy": strategy}
+    if strategy == "cells":
+        found = _by_cells(loop, x0, r_eq, half, P, max_cells, seed)
     else:
-        half0 = half
-    best, log = loop_stability.search(loop, x0, r_eq, half=half0, grow=half is None, P=P,
-                                      max_cells=max_cells, seed=seed)
-    elapsed = time.perf_counter() - t0
-    common = dict(kind="stability", method="lyapunov-bnb", norm="P-ellipsoid",
+        found = _by_sdp(loop, x0, r_eq, half, P, seed, solver)
+    method_name, value, fields, reason = found
+    data.update(fields)
+    common = dict(kind="stability", method=method_name, norm="P-ellipsoid",
                   fingerprint=loop.stack.fingerprint())
-    data = {
-        "x_eq": x0,
-        "equilibrium_box": [lo, hi],
-        "loop": _describe(loop, observation),
-        "max_cells": max_cells,
-        "search": log,
-        "time": elapsed,
-    }
-    solver = {"name": "certnet interval branch and bound", "time": elapsed}
+    if value is None:
+        data["time"] = time.perf_counter() - t0
+        return Certificate(value=math.inf, certified=False, reason=reason + ". What to do: "
+                           "check that the loop is stable at its equilibrium, give a smaller "
+                           "region, or raise max_cells", data=data,
+                           solver={"name": _SOLVERS[strategy], "time": data["time"]}, **common)
+    Pr = np.asarray(data["P"])
+    data["probe"] = lc.probe(loop, x0, np.sqrt(np.diag(np.linalg.inv(Pr))))
+    solver_info = {"name": _SOLVERS[strategy]}
+    if ext_box is not None:
+        ext = loop_reach.extend(loop, x0, Pr, *ext_box, max_cell_steps=max_cell_steps)
+        data["extension"] = ext
+        data["union_volume"] = loop_reach.union_area(x0, Pr, ext, data["roa_volume"])
+        solver_info["cell_steps"] = ext["spent"]
+    data["time"] = solver_info["time"] = time.perf_counter() - t0
+    return Certificate(value=value, certified=True, data=data, solver=solver_info, margin=0.0,
+                       **common)
+
+
+_SOLVERS = {"cells": "certnet interval branch and bound",
+            "sdp": "structured contraction LMI (cvxpy) + interval slope ranges"}
+
+
+def _matrix(P: Any, n: int) -> np.ndarray | None:
+    if P is None:
+        return None
+    P = np.asarray(P, dtype=np.float64)
+    if P.shape != (n, n) or not np.all(np.isfinite(P)):
+        raise ValueError(f"P must be a finite {n}×{n} matrix, got shape {P.shape}")
+    try:
+        np.linalg.cholesky((P + P.T) / 2)
+    except np.linalg.LinAlgError:
+        raise ValueError("P must be symmetric positive definite") from None
+    return (P + P.T) / 2
+
+
+def _search_start(loop: ClosedLoop, half: np.ndarray | None) -> np.ndarray:
+    return lc.default_half(loop) if half is None else half
+
+
+# ------------------------------------------------------------------ by cells
+def _by_cells(loop, x0, r_eq, half, P, max_cells, seed):
+    best, log = loop_stability.search(loop, x0, r_eq, half=_search_start(loop, half),
+                                      grow=half is None, P=P, max_cells=max_cells, seed=seed)
+    fields = {"search": log, "max_cells": max_cells}
     if best is None:
         tried = f" (tried: {len(log['attempts'])} proposal(s))" if log.get("attempts") else ""
-        return Certificate(value=math.inf, certified=False, reason=log["reason"] + tried
-                           + ". What to do: check the loop is stable at its equilibrium, "
-                           "give a smaller region, or raise max_cells", data=data,
-                           solver=solver, **common)
-    data.update({
+        return "lyapunov-bnb", None, fields, log["reason"] + tried
+    fields.update({
         "P": best.P,
         "P_frame": best.P_frame,
         "radius": best.radius,
@@ -280,20 +239,24 @@ def closed_loop(
         "r_in": best.r_in,
         "core_bound": best.core_bound,
         "roa_volume": best.volume,
-        "probe": _probe(loop, x0, np.sqrt(np.diag(np.linalg.inv(best.P)))),
+        "cells": best.cells,
     })
-    solver["cells"] = best.cells
-    return Certificate(value=best.rho, certified=True, data=data, solver=solver, margin=0.0,
-                       **common)
+    return "lyapunov-bnb", best.rho, fields, ""
 
 
-def _check_stability(cert: Certificate, stack, **context) -> float:
-    loop = _loop_for_check(cert, stack, context)
+def _check_cells(cert: Certificate, stack, **context) -> float:
+    loop = lc.loop_for_check(cert, stack, context)
     d = cert.data
     x0 = np.asarray(d["x_eq"], dtype=np.float64)
-    rho = loop_stability.recheck(loop, x0, _r_eq(cert), d, int(d["max_cells"]))
-    # the stored region must lie inside the proved one, and its volume must not exceed it
-    proved = loop_stability.region_matrix(d, _r_eq(cert))
+    rho = loop_stability.recheck(loop, x0, lc.stored_r_eq(cert), d, int(d["max_cells"]))
+    proved = loop_stability.region_matrix(d, lc.stored_r_eq(cert))
+    _check_region(d, proved)
+    _check_extension(loop, x0, d)
+    return rho
+
+
+def _check_region(d: dict, proved: np.ndarray) -> None:
+    """The stored region lies inside the proved one, and its volume does not exceed it."""
     gap = np.linalg.eigvalsh(np.asarray(d["P"], dtype=np.float64) - proved).min()
     if not gap >= -1e-12 * np.abs(proved).max():
         raise CertificateError("the stored region is larger than the proved one; the "
@@ -301,10 +264,77 @@ def _check_stability(cert: Certificate, stack, **context) -> float:
     if float(d["roa_volume"]) > ellipsoid_volume(proved) * (1 + 1e-9):
         raise CertificateError(f"the stored region volume {d['roa_volume']:.9g} exceeds the "
                                "proved one")
+
+
+def _check_extension(loop, x0: np.ndarray, d: dict) -> None:
+    if "extension" not in d:
+        return
+    P = np.asarray(d["P"], dtype=np.float64)
+    loop_reach.recheck(loop, x0, P, d["extension"])
+    union = loop_reach.union_area(x0, P, d["extension"], float(d["roa_volume"]))
+    if float(d["union_volume"]) > union * (1 + 1e-9):
+        raise CertificateError("the stored union volume exceeds the proved one")
+
+
+register_checker("stability", "lyapunov-bnb")(_check_cells)
+
+
+# ------------------------------------------------------------------ by the contraction SDP
+def _by_sdp(loop, x0, r_eq, half, P, seed, solver):
+    A = loop.jacobian(x0)
+    rate = linear_rate(A)
+    fields: dict = {"spectral_radius": rate}
+    if not rate < 1:
+        return "contraction-sdp", None, fields, (
+            f"the linearised loop at the equilibrium has spectral radius {rate:.9g} ≥ 1: it is "
+            "not asymptotically stable, so no region of attraction exists to certify")
+    if P is None:
+        shapes = ShapeSearch(loop, x0, A, _search_start(loop, half), seed=seed)
+        proposal = shapes.propose(grow=half is None)
+        P = proposal.P if proposal is not None else np.linalg.inv(np.diag(
+            _search_start(loop, half) ** 2))
+    shape = np.sqrt(np.diag(np.linalg.inv(P)))
+    if half is not None:
+        shape = np.minimum(shape, half)
+    best, log = loop_sdp.search(loop, x0, shape, solver=solver)
+    fields["search"] = log
+    if best is None:
+        return "contraction-sdp", None, fields, (
+            "the contraction LMI is infeasible on every box tried "
+            f"(x̂ ± s·{np.round(shape, 4).tolist()}, s = 1 … {log[-1]['scale']:g}): the loop "
+            "does not contract in any quadratic norm there")
+    region = _sdp_region(best["P"], x0, best["lo"], best["hi"], r_eq)
+    fields.update({"box": [best["lo"], best["hi"]], "P_lmi": best["P"], "lambda": best["lam"],
+                   "P": region, "roa_volume": ellipsoid_volume(region)})
+    return "contraction-sdp", best["rho"] * (1 + 1e-12), fields, ""
+
+
+def _sdp_region(P: np.ndarray, x0, lo, hi, r_eq: float) -> np.ndarray:
+    """{|x − x̂|_P ≤ r − 2δ}: inside the box, and inside {|x − x̄|_P ≤ r − δ} for any fixed
+    point x̄ within r_eq of x̂ (δ = ‖P^½‖ r_eq)."""
+    r = loop_sdp.region_radius(P, x0, lo, hi)
+    delta = float(np.linalg.norm(np.linalg.cholesky(P), 2)) * r_eq * (1 + 1e-12)
+    if not r > 4 * delta:
+        raise CertificateError("the contraction region is no larger than the equilibrium's "
+                               "uncertainty")
+    return P / (r - 2 * delta) ** 2
+
+
+def _check_sdp(cert: Certificate, stack, **context) -> float:
+    loop = lc.loop_for_check(cert, stack, context)
+    d = cert.data
+    x0 = np.asarray(d["x_eq"], dtype=np.float64)
+    lo, hi = (np.asarray(v, dtype=np.float64) for v in d["box"])
+    if not (np.all(lo <= np.asarray(d["equilibrium_box"][0])) and
+            np.all(np.asarray(d["equilibrium_box"][1]) <= hi)):
+        raise CertificateError("the equilibrium is not inside the certified box")
+    rho = loop_sdp.verify(loop, x0, lo, hi, cert.array("P_lmi"), cert.array("lambda"))
+    _check_region(d, _sdp_region(cert.array("P_lmi"), x0, lo, hi, lc.stored_r_eq(cert)))
+    _check_extension(loop, x0, d)
     return rho
 
 
-register_checker("stability", "lyapunov-bnb")(_check_stability)
+register_checker("stability", "contraction-sdp")(_check_sdp)
 
 
 # ------------------------------------------------------------------ small gain (LTI)
@@ -362,129 +392,3 @@ def _check_small_gain(cert: Certificate, stack, **context) -> float:
 
 
 register_checker("stability", "small-gain")(_check_small_gain)
-
-
-# ------------------------------------------------------------------ ℓ2 gain
-def _channel(spec, name: str, default, shape, what: str) -> np.ndarray:
-    if isinstance(spec, str):
-        if spec != name:
-            raise ValueError(f"{what} must be {name!r} or an array of shape {shape}, got {spec!r}")
-        return default()
-    a = np.asarray(spec, dtype=np.float64)
-    if a.ndim != 2 or any(s is not None and a.shape[i] != s for i, s in enumerate(shape)) or \
-            not np.all(np.isfinite(a)):
-        raise ValueError(f"{what} must be a finite array of shape {shape}, got shape {a.shape}")
-    return a
-
-
-def _input_matrix(loop: ClosedLoop, x0: np.ndarray, half: np.ndarray) -> np.ndarray:
-    """B with F(x, u + d) = F(x, u) + B d on the box x0 ± half and every input: the plant must
-    be affine in its input there (checked on its jets)."""
-    from certnet.verify.jet import Jet
-
-    n, m = loop.n, loop.m
-    lo, hi = loop.u_lo, loop.u_hi
-    u_lo = np.where(np.isfinite(lo), lo, -1e6) - 1.0
-    u_hi = np.where(np.isfinite(hi), hi, 1e6) + 1.0
-    eye = np.eye(n + m)
-    x = Jet((x0 - half)[None], (x0 + half)[None], eye[None, :n], eye[None, :n])
-    u = Jet(u_lo[None], u_hi[None], eye[None, n:], eye[None, n:])
-    out = loop.plant.update(x, u)
-    dlo, dhi = out.dlo[0, :, n:], out.dhi[0, :, n:]
-    scale = 1.0 + np.abs(dhi).max()
-    if not np.all(np.isfinite(dlo)) or not np.all(dhi - dlo <= 1e-12 * scale):
-        raise ValueError(
-            "the plant is not affine in its input on the region (∂F/∂u varies there), so an "
-            "input disturbance does not enter as B d; pass disturbance= a matrix B_d (n, q) "
-            "for an additive state disturbance x⁺ = G(x) + B_d d"
-        )
-    return 0.5 * dlo + 0.5 * dhi
-
-
-def l2_gain(
-    plant: Any,
-    net: Any,
-    disturbance: Any = "input",
-    performance: Any = "state",
-    *,
-    energy: float,
-    x_eq: Any = None,
-    observation: Any = "auto",
-    dt: float | None = None,
-    parameters: dict | None = None,
-    input_gain: Any = None,
-    max_cells: int = MAX_CELLS,
-    **plant_kwargs: Any,
-) -> Certificate:
-    """Certify the ℓ2 gain γ from a disturbance d to a performance output y of the real loop.
-
-    The loop is x⁺ = F(x, sat(π(h(x)))) + B_d d, y = C_y (x − x̄), started at its fixed point
-    x̄; the certificate: Σ|y|² ≤ γ² Σ|d|² for every disturbance with Σ|d|² ≤ ``energy``.
-
-    Parameters
-    ----------
-    plant, net, x_eq, observation, dt, parameters, input_gain, max_cells, **plant_kwargs
-        As in :func:`closed_loop`.
-    disturbance : "input" or array (n, q)
-        B_d. ``"input"``: a disturbance added to the applied input, allowed when the plant is
-        affine in its input on the region (B_d = ∂F/∂u, checked), else pass a matrix.
-    performance : "state" or array (r, n)
-        C_y (``"state"``: the identity).
-    energy : float
-        The bound e on Σ|d|² (d's units squared) the certificate covers.
-
-    Returns
-    -------
-    Certificate
-        kind ``"l2-gain"``, method ``"dissipation-bnb"``, ``value`` = γ.
-
-    Raises
-    ------
-    ValueError
-        Bad shapes or energy; an ``"input"`` disturbance on a plant not affine in its input;
-        the errors of :func:`closed_loop`.
-    """
-    if not (isinstance(energy, (int, float)) and math.isfinite(energy) and energy > 0):
-        raise ValueError(
-            f"energy must be a positive number (the bound on Σ|d|²), got {energy!r}; the gain of "
-            "a nonlinear loop is certified for disturbances of bounded energy"
-        )
-    max_cells = _positive_int(max_cells, "max_cells")
-    t0 = time.perf_counter()
-    loop = _loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs)
-    n = loop.n
-    x0, lo, hi, r_eq = _equilibrium(loop, x_eq)
-    p = loop.plant
-    box = 0.5 * np.abs(np.asarray(p.reset_high) - np.asarray(p.reset_low))
-    half = np.where(np.isfinite(box) & (box > 0), box, 1.0)
-    Bd = _channel(disturbance, "input", lambda: _input_matrix(loop, x0, half), (n, None),
-                  "disturbance")
-    Cy = _channel(performance, "state", lambda: np.eye(n), (None, n), "performance")
-    best, log = loop_gain.search(loop, x0, r_eq, Bd, Cy, float(energy), max_cells=max_cells)
-    elapsed = time.perf_counter() - t0
-    common = dict(kind="l2-gain", method="dissipation-bnb", norm="l2",
-                  fingerprint=loop.stack.fingerprint())
-    data = {"x_eq": x0, "equilibrium_box": [lo, hi], "loop": _describe(loop, observation),
-            "max_cells": max_cells, "search": log, "time": elapsed, "energy": float(energy),
-            "Bd": Bd, "Cy": Cy}
-    solver = {"name": "certnet interval branch and bound", "time": elapsed}
-    if best is None:
-        return Certificate(value=math.inf, certified=False, reason=log["reason"] + ". What to "
-                           "do: a smaller energy, or a controller with more margin", data=data,
-                           solver=solver, **common)
-    scale = np.sqrt(np.diag(np.linalg.inv(best["P"]))) * best["gamma"] * math.sqrt(energy)
-    data.update({k: best[k] for k in ("gamma", "P", "radius", "core_radius", "r_in")})
-    data["probe"] = _probe(loop, x0, scale)
-    solver["cells"] = best["cells"]
-    return Certificate(value=best["gamma"] * (1 + 1e-12), certified=True, data=data,
-                       solver=solver, **common)
-
-
-def _check_l2(cert: Certificate, stack, **context) -> float:
-    loop = _loop_for_check(cert, stack, context)
-    d = cert.data
-    return loop_gain.recheck(loop, np.asarray(d["x_eq"], dtype=np.float64), _r_eq(cert), d,
-                             int(d["max_cells"]))
-
-
-register_checker("l2-gain", "dissipation-bnb")(_check_l2)

@@ -123,10 +123,10 @@ def scale(f, d):
     Cheaper than :func:`mul` and as tight when either interval is narrow."""
     fm, fr = midrad(f)
     dm, dr = midrad(d)
-    m = fm * dm
-    r = np.abs(fm) * dr + fr * (np.abs(dm) + dr)
-    r = r + (np.abs(m) + r) * (4 * U)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = fm * dm
+        r = np.abs(fm) * dr + fr * (np.abs(dm) + dr)
+        r = r + (np.abs(m) + r) * (4 * U)
         lo, hi = m - r, m + r
     return _clean(down(lo), up(hi))
 
@@ -163,10 +163,15 @@ def hull(a, b):
 
 
 def midrad(a) -> tuple[np.ndarray, np.ndarray]:
-    """(m, r) with [a] ⊆ [m − r, m + r]."""
+    """(m, r) with [a] ⊆ [m − r, m + r] (m = 0, r = inf for an unbounded interval)."""
     lo, hi = a
-    m = 0.5 * lo + 0.5 * hi
-    r = up(np.maximum(m - lo, hi - m))
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = 0.5 * lo + 0.5 * hi
+        r = up(np.maximum(m - lo, hi - m))
+    bad = ~np.isfinite(m) | ~np.isfinite(r)
+    if np.any(bad):
+        m = np.where(bad, 0.0, m)
+        r = np.where(bad, np.inf, r)
     return m, r
 
 

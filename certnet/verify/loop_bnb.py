@@ -144,10 +144,11 @@ def _norm_bounds(w: Jet) -> tuple[np.ndarray, np.ndarray]:
 def _evaluate(loop, problem: Problem, lo: np.ndarray, hi: np.ndarray):
     """(w, w⁺, c) over the cells (jets with z-derivatives) and at their centres."""
     fr = problem.frame
-    gc, gb = loop.enclose(lo, hi, fr.x0, fr.M)
     mid = 0.5 * lo + 0.5 * hi
-    dxc = Jet(mid, mid) @ fr.M.T + fr.x0 - fr.x0
-    dxb = Jet.box(lo, hi) @ fr.M.T + fr.x0 - fr.x0
+    xc = Jet(mid, mid) @ fr.M.T + fr.x0
+    xb = Jet.box(lo, hi) @ fr.M.T + fr.x0
+    dxc, dxb = xc - fr.x0, xb - fr.x0
+    gc, gb = loop.advance(xc, xb, 0.5 * (hi - lo))
     box = (dxb @ fr.L, (as_jet(gb) - fr.x0) @ problem.W,
            None if problem.C is None else dxb @ problem.C.T)
     centre = (dxc @ fr.L, (as_jet(gc) - fr.x0) @ problem.W,

@@ -302,15 +302,27 @@ class ClosedLoop:
         mid = 0.5 * lo + 0.5 * hi
         zc = Jet(mid, mid)
         zb = Jet.box(lo, hi)
-        xc = zc @ M.T + x0
-        xb = zb @ M.T + x0
+        return self.advance(zc @ M.T + x0, zb @ M.T + x0, 0.5 * (hi - lo))
+
+    def advance(self, xc: Jet, xb: Jet, rz: np.ndarray) -> tuple[Jet, Jet]:
+        """One step of the loop on cells given as jets: ``xc`` the states their centres have
+        reached (values), ``xb`` the states the cells have reached with their derivatives with
+        respect to the cells' coordinates z, ``rz`` (B, k) the cells' half-widths in z.
+
+        Returns the same pair one step later; the value of the second is tightened by the
+        mean-value form around the first, xb⁺ ⊆ xc⁺ + (∂x⁺/∂z)(Z − z_c). Iterating it encloses
+        G^k over cells (:mod:`certnet.verify.loop_reach`)."""
         if self.continuous:
             from certnet.verify.ode import flow
 
-            return flow(self, xc, xb, 0.5 * (hi - lo))
+            return flow(self, xc, xb, rz)
         uc, ub = self.control_jet(xc), self.control_jet(xb)
         p = self.bounded_plant
-        return as_jet(p.update(xc, uc)), as_jet(p.update(xb, ub))
+        gc, gb = as_jet(p.update(xc, uc)), as_jet(p.update(xb, ub))
+        spread = iv.up(np.einsum("bik,bk->bi", np.maximum(np.abs(gb.dlo), np.abs(gb.dhi)), rz))
+        lo = np.maximum(gb.lo, iv.down(gc.lo - spread))
+        hi = np.minimum(gb.hi, iv.up(gc.hi + spread))
+        return gc, Jet(lo, hi, gb.dlo, gb.dhi)
 
     # ------------------------------------------------------------------ the equilibrium
     def equilibrium(self, x_guess: Any = None, *, tol: float = 1e-13) -> tuple[np.ndarray, ...]:

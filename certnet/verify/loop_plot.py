@@ -11,7 +11,7 @@ import numpy as np
 from certnet.verify.certificate import Certificate
 from certnet.verify.loop_model import ClosedLoop
 
-__all__ = ["empirical_basin", "region_slice", "plot_region"]
+__all__ = ["empirical_basin", "region_slice", "plot_region", "certified_mask", "coverage"]
 
 
 def empirical_basin(loop: ClosedLoop, x_eq: np.ndarray, box: Any, *, plane=(0, 1),
@@ -50,6 +50,29 @@ def empirical_basin(loop: ClosedLoop, x_eq: np.ndarray, box: Any, *, plane=(0, 1
     ok = (np.abs(xt - x_eq).max(axis=1) < tol).reshape(n, n)
     cell = (a[1] - a[0]) * (b[1] - b[0])
     return {"axes": (a, b), "converged": ok, "area": float(ok.sum() * cell), "box": tuple(box)}
+
+
+def certified_mask(cert: Certificate, x: np.ndarray) -> np.ndarray:
+    """Which states (rows of x) lie in the certified region (the ellipsoid, or a proved cell)."""
+    P, x0 = cert.array("P"), cert.array("x_eq")
+    d = np.asarray(x, dtype=np.float64) - x0
+    inside = np.einsum("bi,ij,bj->b", d, P, d) <= 1.0
+    ext = cert.data.get("extension")
+    if ext is not None:
+        for a, b in zip(np.asarray(ext["lo"]), np.asarray(ext["hi"]), strict=True):
+            inside |= np.all((x >= a) & (x <= b), axis=1)
+    return inside
+
+
+def coverage(cert: Certificate, basin: dict, plane=(0, 1)) -> float:
+    """Share of the simulated basin's grid states that the certificate covers (states outside
+    ``plane`` at x*)."""
+    a, b = basin["axes"]
+    A, B = np.meshgrid(a, b, indexing="ij")
+    x = np.repeat(cert.array("x_eq")[None], A.size, axis=0)
+    x[:, plane[0]], x[:, plane[1]] = A.ravel(), B.ravel()
+    ok = basin["converged"].ravel()
+    return float((certified_mask(cert, x) & ok).sum() / max(ok.sum(), 1))
 
 
 def region_slice(cert: Certificate, plane=(0, 1)) -> tuple[np.ndarray, np.ndarray]:
@@ -124,9 +147,18 @@ def plot_region(cert: Certificate, loop: ClosedLoop, path: str | os.PathLike, *,
     tr = np.stack(xs, 1)
     for k in range(trajectories):
         ax.plot(tr[k, :, plane[0]], tr[k, :, plane[1]], lw=0.7, color="0.45")
+    ext = cert.data.get("extension")
+    if ext is not None and len(x0) == 2:
+        from matplotlib.patches import Rectangle
+
+        for a, b in zip(np.asarray(ext["lo"]), np.asarray(ext["hi"]), strict=True):
+            ax.add_patch(Rectangle((a[plane[0]], a[plane[1]]), b[plane[0]] - a[plane[0]],
+                                   b[plane[1]] - a[plane[1]], color="C0", alpha=0.35, lw=0))
+        ax.plot([], [], color="C0", alpha=0.5, lw=8,
+                label=f"cells proved to reach it (union ≥ {cert.data['union_volume']:.3g})")
     ax.fill(ell[0], ell[1], color="C3", alpha=0.25, lw=0)
     ax.plot(ell[0], ell[1], color="C3", lw=2,
-            label=f"certified region (volume {cert.data['roa_volume']:.3g})")
+            label=f"certified ellipsoid (volume {cert.data['roa_volume']:.3g})")
     ax.plot([], [], color="#cfe8cf", lw=8,
             label=f"simulated basin in the box (area {basin['area']:.3g})")
     ax.plot(*centre, "k+", ms=10)

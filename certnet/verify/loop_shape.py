@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from certnet.verify.loop_model import flush_subnormals
+
 __all__ = ["Proposal", "ShapeSearch", "linear_rate", "contraction"]
 
 SAMPLES = 2048  #: box samples per state dimension and box size
@@ -131,7 +133,7 @@ class ShapeSearch:
     def add(self, dx: np.ndarray) -> None:
         """Simulate one step from x̄ + δx for each row of ``dx`` and keep the samples."""
         dx = np.asarray(dx, dtype=np.float64)
-        with torch.no_grad():
+        with torch.no_grad(), flush_subnormals():
             g = self.loop.step(torch.as_tensor(self.x_eq + dx)).numpy()
         fine = np.all(np.isfinite(g), axis=1)
         near = np.abs(dx).max(axis=1) < 1e-9 * (1.0 + np.abs(self.x_eq).max())

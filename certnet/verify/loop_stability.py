@@ -199,9 +199,8 @@ def recheck(loop, x0: np.ndarray, r_eq: float, region: dict, max_cells: int) -> 
             f"{bound!r}, δ {delta:.3g}); the certificate was tampered with"
         )
     core = prove(loop, problem, "core", r_in=0.0, r_out=r0, bound=bound, max_cells=max_cells)
-    if R <= r0:  # the core alone
-        return _rho(core, PassResult(r0, 0.0, 0, None, False), frame)
-    dec = prove(loop, problem, "decrease", r_in=r_in, r_out=R, max_cells=max_cells)
+    dec = PassResult(r0, 0.0, 0, None, False) if R <= r0 else prove(
+        loop, problem, "decrease", r_in=r_in, r_out=R, max_cells=max_cells)
     return _rho(core, dec, frame)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 from certnet.verify import interval as iv
 from certnet.verify.jet import Jet, as_jet
 
-__all__ = ["flow", "expm_enclosure"]
+__all__ = ["flow", "flow_jacobian", "expm_enclosure"]
 
 _TAYLOR = 14  # terms of the exponential series (truncation < 1e-19 at ‖Aτ‖ ≤ 1/4)
 _NORM_MAX = 0.25  # ‖A₀τ‖∞ allowed per substep
@@ -210,3 +210,20 @@ def flow(loop, xc: Jet, xb: Jet, rz: np.ndarray) -> tuple[Jet, Jet]:
     for _ in range(steps):
         yc, yb = _substep(f, yc, yb, uc, ub, rz, tau)
     return yc, yb
+
+
+def flow_jacobian(loop, X: Jet, U: Jet) -> Jet:
+    """φ_dt over a box of states X and a box of held inputs U (independent), with its
+    derivatives with respect to (x, u): ``X`` and ``U`` carry the n + m seed directions."""
+    f = loop.bounded_plant.vector_field
+    n, m = X.shape[-1], U.shape[-1]
+    (A0, R), _, _ = _jacobians(f, _box(X), _box(U), n, m)
+    size = np.nan_to_num(_inf_norm(np.abs(A0) + R), nan=1e6, posinf=1e6)
+    steps = int(min(_MAX_SUBSTEPS, max(1, math.ceil(loop.dt * float(size.max()) / _NORM_MAX))))
+    tau = loop.dt / steps
+    mid_x, mid_u = 0.5 * X.lo + 0.5 * X.hi, 0.5 * U.lo + 0.5 * U.hi
+    rz = np.concatenate([0.5 * (X.hi - X.lo), 0.5 * (U.hi - U.lo)], axis=-1)
+    yc, yb = Jet(mid_x, mid_x), X
+    for _ in range(steps):
+        yc, yb = _substep(f, yc, yb, Jet(mid_u, mid_u), U, rz, tau)
+    return yb

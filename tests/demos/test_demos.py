@@ -65,13 +65,13 @@ def test_cartpole_closed_loop_certificate_re_proves_on_the_saved_controller(quic
     net = cn.load(res.out / "controller.safetensors")
     assert res.metrics["closed_loop_certified"] is True
     cert = Certificate.load(res.out / "closed_loop_certificate.json")
-    assert cert.kind == "stability" and cert.method == "sector-linearization"
-    assert cert.check(net) <= cert.value < 1
+    assert cert.kind == "stability" and cert.method == "contraction-sdp"
+    assert cert.check(net, plant=cn.plants.CartPole()) <= cert.value < 1
     assert cert.value == res.metrics["closed_loop_rho"]
-    # the deployed controller, started on the region's boundary, reaches the equilibrium
+    # the deployed controller, started in the region and on its boundary, reaches x*
     assert res.metrics["closed_loop_sampled_converged"] == 1.0
     text = res.report_path.read_text()
-    assert "## Closed-loop certificate (local)" in text and "**linearised**" in text
+    assert "## Closed-loop certificate (the real plant)" in text and "**real loop**" in text
     assert "| closed_loop_rho | 0.99" in text  # never rounded up to 1
     assert res.metrics["success_rate"] == 1.0 and res.metrics["box_success_rate"] > 0.9
 
@@ -80,10 +80,14 @@ def test_closed_loop_section_reports_why_when_nothing_is_certified(tmp_path):
     plant = cn.plants.CartPole()
     net = cn.nn.NormalizedMLP([4, 4, 1], bias=False, lipschitz=1.0, seed=0)
     section = closed_loop_section(
-        plant, net, cn.export.to_policy(net, plant=plant), tmp_path, meaning="M.", quick=True
+        plant, net, tmp_path, meaning="M.", basin_box=(-0.5, 0.5, -1.0, 1.0), plane=(2, 3),
+        quick=True,
     )
     assert section.metrics["closed_loop_certified"] is False
-    assert section.text.startswith("## Closed-loop certificate (local)\n\nNot certified: ")
+    assert section.text.startswith(
+        "## Closed-loop certificate (the real plant)\n\nNot certified: "
+    )
+    assert "spectral radius" in section.text
     assert section.text.endswith("M.") and not section.regions and not section.files
     assert not (tmp_path / "closed_loop_certificate.json").exists()
 

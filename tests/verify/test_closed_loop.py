@@ -256,3 +256,29 @@ def test_code_certnet_cannot_bound_is_refused_by_name(pend_net):
 
     with pytest.raises(BoundError, match="contains 0"):
         closed_loop(g, pend_net, dt=0.05, n_states=2, n_inputs=1, x_eq=[0.0, 0.0])
+
+
+def _vehicle_like():
+    """Two masses on springs, pushed on the first (4 states), sampled at 50 ms, with a tanh
+    network imitating its dLQR."""
+    Ac = np.array([[0, 1, 0, 0], [-2, -0.1, 1, 0], [0, 0, 0, 1], [1, 0, -1, -0.1]], float)
+    sys = control.c2d(control.ss(Ac, [[0.0], [1.0], [0.0], [0.0]], np.eye(4), 0), 0.05)
+    K, _, _ = control.dlqr(sys.A, sys.B, np.eye(4), np.eye(1))
+    return sys, feedback_net(K, width=12)
+
+
+def test_four_state_loops_use_the_contraction_sdp_and_re_prove_it():
+    sys, net = _vehicle_like()
+    cert = closed_loop(sys, net, u_min=-2.0, u_max=2.0)
+    assert cert.certified and cert.method == "contraction-sdp" and cert.value < 1
+    plant = cn.plants.as_plant(sys, u_min=-2.0, u_max=2.0)
+    assert cert.check(net, plant=plant) <= cert.value
+    _stays_and_converges(cn.verify.ClosedLoop(plant, net).step, cert,
+                         _inside_samples(cert, 1000), 800)
+    d = cert.to_dict()
+    d["data"]["lambda"] = (np.asarray(d["data"]["lambda"]) * 0).tolist()
+    with pytest.raises(CertificateError):
+        cn.verify.Certificate.from_dict(d).check(net, plant=plant)
+    gain = l2_gain(sys, net, energy=0.05, u_min=-2.0, u_max=2.0)
+    assert gain.certified and gain.method == "dissipation-sdp"
+    assert gain.check(net, plant=plant) <= gain.value

@@ -1,0 +1,165 @@
+"""What every closed-loop certificate shares: reading the loop, its fingerprint, its fixed point.
+
+A certificate stores a description of the loop, the map G at a few probe states (so that
+``check`` refuses another plant, observation or parameter range) and the Krawczyk box of the
+fixed point; re-checking rebuilds the :class:`~certnet.verify.loop_model.ClosedLoop` from the
+plant given to ``check`` and re-proves the box before anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from certnet.errors import CertificateError
+from certnet.verify.certificate import Certificate
+from certnet.verify.loop_model import ClosedLoop
+
+__all__ = [
+    "positive_int",
+    "half_widths",
+    "state_box",
+    "make_loop",
+    "describe",
+    "probe",
+    "equilibrium",
+    "loop_for_check",
+    "stored_r_eq",
+    "default_half",
+]
+
+_PROBE_RTOL = 1e-9
+
+
+def positive_int(v: Any, what: str) -> int:
+    """``v`` as a positive int, or ValueError naming ``what``."""
+    if not (isinstance(v, (int, np.integer)) and v > 0):
+        raise ValueError(f"{what} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def half_widths(region: Any, n: int) -> np.ndarray | None:
+    """``region`` as n positive half-widths (or None)."""
+    if region is None:
+        return None
+    h = np.broadcast_to(np.asarray(region, dtype=np.float64), (n,)).copy()
+    if not (np.all(np.isfinite(h)) and np.all(h > 0)):
+        raise ValueError(f"region must be {n} positive half-widths (state units) around the "
+                         f"equilibrium, got {region!r}")
+    return h
+
+
+def state_box(extend: Any, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``extend`` as a finite box (lo, hi) of states (or None)."""
+    if extend is None:
+        return None
+    try:
+        lo, hi = (np.asarray(v, dtype=np.float64).reshape(n) for v in extend)
+    except (TypeError, ValueError):
+        raise ValueError(f"extend must be a box (lo, hi) of two arrays of {n} state values, "
+                         f"got {extend!r}") from None
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo < hi)):
+        raise ValueError(f"extend must be a finite box with lo < hi, got {extend!r}")
+    return lo, hi
+
+
+def make_loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs) -> ClosedLoop:
+    """The :class:`ClosedLoop` of the public functions' arguments."""
+    return ClosedLoop(plant, net, observation=observation, dt=dt, parameters=parameters,
+                      input_gain=input_gain, **plant_kwargs)
+
+
+def describe(loop: ClosedLoop, observation: Any) -> dict:
+    """What a certificate says about its loop (for people, and for ``check``)."""
+    p = loop.plant
+    return {
+        "plant": type(p).__name__,
+        "plant_module": type(p).__module__,
+        "dt": loop.dt,
+        "states": list(p.state_names),
+        "inputs": list(p.input_names),
+        "u_min": loop.u_lo,
+        "u_max": loop.u_hi,
+        "observation": observation if isinstance(observation, str) else "callable",
+        "sampling": "zero-order hold, exact flow" if loop.continuous else "discrete map",
+        "parameters": loop.parameters,
+        "input_gain": loop.input_gain,
+    }
+
+
+def probe(loop: ClosedLoop, x0: np.ndarray, scale: np.ndarray) -> dict:
+    """G at 2n + 1 fixed states around x̂: the loop's fingerprint (a different plant,
+    observation or parameter gives different values)."""
+    n = len(x0)
+    pts = np.vstack([x0, x0 + np.diag(0.37 * scale), x0 - np.diag(0.61 * scale)])
+    with torch.no_grad():
+        g = loop.step(torch.as_tensor(pts)).numpy()
+    return {"states": pts, "next": g} if n else {}
+
+
+def _check_probe(loop: ClosedLoop, data: dict) -> None:
+    pts = np.asarray(data["probe"]["states"], dtype=np.float64)
+    want = np.asarray(data["probe"]["next"], dtype=np.float64)
+    with torch.no_grad():
+        got = loop.step(torch.as_tensor(pts)).numpy()
+    err = np.abs(got - want).max() / (1.0 + np.abs(want).max())
+    if not err <= _PROBE_RTOL:
+        raise CertificateError(
+            f"this certificate was made for another closed loop: the plant/observation given "
+            f"moves the probe states differently (relative difference {err:.3g}); pass the "
+            "plant (and its parameters) the certificate was made for"
+        )
+
+
+def equilibrium(loop: ClosedLoop, x_eq: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(x̂, lo, hi, r_eq): the proved fixed point's box and its radius."""
+    x0, lo, hi = loop.equilibrium(x_eq)
+    return x0, lo, hi, _radius(x0, lo, hi)
+
+
+def loop_for_check(cert: Certificate, stack, context: dict) -> ClosedLoop:
+    """The loop a certificate is about, from the plant in ``context`` (checked against the
+    stored probe states and fixed-point box)."""
+    if stack is None:
+        raise CertificateError("re-checking a closed-loop certificate needs the network: "
+                               "cert.check(net, plant=plant)")
+    plant = context.get("plant")
+    if plant is None:
+        raise CertificateError(
+            "re-checking a closed-loop certificate needs the plant it is about: "
+            f"cert.check(net, plant=...) (it was made for a {cert.data['loop']['plant']})"
+        )
+    d = cert.data["loop"]
+    obs = context.get("observation", d["observation"] if d["observation"] != "callable"
+                      else None)
+    if obs is None:
+        raise CertificateError("the certificate's loop reads a user observation function; "
+                               "pass it: cert.check(net, plant=..., observation=h)")
+    loop = make_loop(plant, stack, obs, d["dt"], d["parameters"], d["input_gain"],
+                     context.get("plant_kwargs", {}))
+    _check_probe(loop, cert.data)
+    x0 = np.asarray(cert.data["x_eq"], dtype=np.float64)
+    lo, hi = (np.asarray(v, dtype=np.float64) for v in cert.data["equilibrium_box"])
+    loop.prove_fixed_point(x0, lo, hi)
+    return loop
+
+
+def stored_r_eq(cert: Certificate) -> float:
+    """The stored equilibrium box's radius |x̄ − x̂|₂ ≤ r_eq."""
+    x0 = np.asarray(cert.data["x_eq"], dtype=np.float64)
+    lo, hi = (np.asarray(v, dtype=np.float64) for v in cert.data["equilibrium_box"])
+    return _radius(x0, lo, hi)
+
+
+def _radius(x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    return float(np.sqrt((np.maximum(np.abs(lo - x0), np.abs(hi - x0)) ** 2).sum())) * (
+        1 + 1e-12)
+
+
+def default_half(loop: ClosedLoop) -> np.ndarray:
+    """Half-widths of the plant's reset box (1 where it has none): where searches start."""
+    p = loop.plant
+    box = 0.5 * np.abs(np.asarray(p.reset_high) - np.asarray(p.reset_low))
+    return np.where(np.isfinite(box) & (box > 0), box, 1.0)

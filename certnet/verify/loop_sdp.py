@@ -1,0 +1,475 @@
+"""Contraction of the real loop on a box, by one structured matrix inequality (for n ≥ 3).
+
+Cells do not scale with the state's dimension (:mod:`loop_bnb`); this module proves the same
+kind of region with one small SDP per box instead. Over a box X of states (and the inputs the
+loop applies there) every element of the loop has a *slope range*, computed on interval jets of
+its real code:
+
+* the observation h and the plant's update F (or its exact zero-order-hold flow): interval
+  Jacobians H ∈ H₀ ± R_h, ∂F/∂x ∈ A₀ ± R_x, ∂F/∂u ∈ B₀ ± R_u over X × U;
+* every neuron: σ' over the neuron's pre-activation interval on X, [α_i, β_i];
+* the input saturation: 1, 0, or [0, 1] where the input may reach a limit; an uncertain
+  actuator gain: its range.
+
+For two states x, x' ∈ X the increments then satisfy Δy = H̃Δx, Δw_i = s_iΔv_i, …,
+Δx⁺ = Ã Δx + B̃ Δa with every gain in its range (mean-value theorem on the convex box). Each
+uncertain gain is written p = c q + h ν, |ν| ≤ |q| (c the midpoint, h the half-width: a loop
+transformation that keeps nearly exact elements from needing large multipliers), and the
+S-procedure LMI
+
+    X₊ᵀ P X₊ − ρ² E_xᵀ P E_x + Σ_j λ_j (q_jᵀq_j − e_jᵀe_j) ⪯ 0,   λ ≥ 0,
+
+over z = [Δx, ν], proves |G(x) − G(x')|_P ≤ ρ|x − x'|_P on X: the loop contracts there. With
+x' = x̄ (the proved fixed point, in X), every ellipsoid {|x − x̄|_P ≤ r} inside X is invariant and
+every trajectory from it converges. The box is searched (a few SDPs, CVXOPT): X = x̂ ± s·h for
+the half-widths h of a proposed shape, s halved until feasible and then bisected upward; each
+SDP maximises the ellipsoid inside X (min tr(P diag(h²))).
+
+The ℓ2 gain uses the same increments from x̄ with a disturbance, x⁺ = G(x) + B_d d: with
+P̃ = P/γ² and h = 1/γ², the dissipation LMI X₊ᵀP̃X₊ − E_xᵀP̃E_x + Σλ(q q ᵀ − e eᵀ) − E_dᵀE_d +
+h E_yᵀE_y ⪯ 0 is linear, and {V ≤ γ²e} = {xᵀP̃x ≤ e} ⊂ X keeps every trajectory driven by
+Σ|d|² ≤ e inside the box where the slope ranges hold; h is maximised for a few box scales.
+
+:func:`verify` and :func:`verify_gain` re-derive every range from the box in float64 interval
+arithmetic, rebuild the LMI from the stored P and λ, and recompute ρ (by a Schur complement) or
+γ; the solver's values are never used.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from certnet.errors import CertificateError
+from certnet.verify import interval as iv
+from certnet.verify.jet import Jet, as_jet
+
+__all__ = ["search", "verify", "gain_search", "verify_gain", "region_radius", "MAX_Z"]
+
+MAX_Z = 400  #: size check: the LMI is (n + channels)² — refused beyond this
+_MARGIN = 1e-6  # the SDP asks for this much more than the check needs
+_SHRINK = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)
+_BISECT = 3
+_GAIN_SCALES = tuple(2.0**k for k in range(2, -6, -1))
+
+
+# ------------------------------------------------------------------ slope ranges on a box
+def _centred(lo: np.ndarray, hi: np.ndarray, fn) -> Jet:
+    """``fn`` on the box (jets) intersected with its centred form around the box's centre."""
+    mid = 0.5 * lo + 0.5 * hi
+    box = as_jet(fn(Jet.box(lo[None], hi[None])))
+    cen = as_jet(fn(Jet(mid[None], mid[None])))
+    spread = iv.up(np.einsum("bik,k->bi", np.maximum(np.abs(box.dlo), np.abs(box.dhi)),
+                             0.5 * (hi - lo)))
+    return Jet(np.maximum(box.lo, iv.down(cen.lo - spread)),
+               np.minimum(box.hi, iv.up(cen.hi + spread)), box.dlo, box.dhi)
+
+
+def ranges(loop, lo: np.ndarray, hi: np.ndarray) -> dict:
+    """Every element's slope range over the box [lo, hi] (module docstring)."""
+    from certnet.verify import loop_model
+
+    n, m = loop.n, loop.m
+    y = _centred(lo, hi, lambda x: as_jet(loop.observation(x)))
+    H = (y.dlo[0], y.dhi[0])
+    layers = []
+    h = y
+    for k, (w, b) in enumerate(zip(loop.weights, loop.biases, strict=True)):
+        v = h @ w.T + b
+        if k == len(loop.weights) - 1:
+            u = v
+            break
+        spec = loop.stack.activations[k]
+        slope = _slope(spec, (v.lo[0], v.hi[0]))
+        layers.append(slope)
+        h = loop_model._ACT[spec.name](v, spec.kwargs)
+    sat = _clip_slope(u.lo[0], u.hi[0], loop.u_lo, loop.u_hi)
+    a = loop_model._clip(Jet(u.lo, u.hi), loop.u_lo, loop.u_hi)
+    a_lo, a_hi = a.lo[0], a.hi[0]
+    gain = None
+    if loop.input_gain is not None:
+        gain = loop.input_gain
+        prod = iv.mul((a_lo, a_hi), gain)
+        a_lo, a_hi = prod
+    Jx, Ju = _plant_jacobians(loop, lo, hi, a_lo, a_hi)
+    finite = [H, *layers, sat, Jx, Ju]
+    if not all(np.all(np.isfinite(p[0])) and np.all(np.isfinite(p[1])) for p in finite):
+        raise CertificateError("a slope range is unbounded on the box (a singularity or an "
+                               f"overflow: {'; '.join(iv.unbounded()) or 'overflow'})")
+    return {"H": H, "layers": layers, "sat": sat, "gain": gain, "Jx": Jx, "Ju": Ju,
+            "n": n, "m": m}
+
+
+def _slope(spec, v) -> tuple[np.ndarray, np.ndarray]:
+    """[min σ', max σ'] over each neuron's interval (Clarke hull at kinks)."""
+    from certnet.verify.loop_model import _ACT
+
+    lo, hi = v
+    x = Jet(lo[None], hi[None], np.eye(len(lo))[None], np.eye(len(lo))[None])
+    out = _ACT[spec.name](x, spec.kwargs)
+    d_lo = np.diagonal(out.dlo[0]).copy()
+    d_hi = np.diagonal(out.dhi[0]).copy()
+    if spec.name == "groupsort":
+        raise TypeError("the SDP route needs elementwise activations; GroupSort couples "
+                        "neurons — use the cell route (strategy='cells')")
+    return d_lo, d_hi
+
+
+def _clip_slope(lo, hi, u_lo, u_hi):
+    inside = (lo > u_lo) & (hi < u_hi)
+    outside = (hi < u_lo) | (lo > u_hi)
+    s_lo = np.where(inside, 1.0, 0.0)
+    s_hi = np.where(outside, 0.0, 1.0)
+    return s_lo, s_hi
+
+
+def _plant_jacobians(loop, lo, hi, a_lo, a_hi):
+    """∂F/∂x and ∂F/∂u over X × U (the exact flow's for continuous plants)."""
+    n, m = loop.n, loop.m
+    eye = np.eye(n + m)
+    X = Jet(lo[None], hi[None], eye[None, :n], eye[None, :n])
+    U = Jet(a_lo[None], a_hi[None], eye[None, n:], eye[None, n:])
+    if loop.continuous:
+        from certnet.verify.ode import flow_jacobian
+
+        out = flow_jacobian(loop, X, U)
+    else:
+        out = as_jet(loop.bounded_plant.update(X, U))
+    d = (out.dlo[0], out.dhi[0])
+    return (d[0][:, :n], d[1][:, :n]), (d[0][:, n:], d[1][:, n:])
+
+
+# ------------------------------------------------------------------ the structured LMI
+class _Builder:
+    """Signals as rows over z = [Δx, ν₁, ν₂, …]; each uncertain gain adds a ν."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.nz = n
+        self.q: list[np.ndarray] = []  # channel inputs (rows, padded later)
+        self.nu: list[int] = []  # channel ν columns
+        self.h: list[float] = []
+
+    def gain(self, row: np.ndarray, c: float, h: float) -> np.ndarray:
+        """The signal c q + h ν for the input row q (a new ν when h > 0)."""
+        out = c * row
+        if h > 0:
+            self.q.append(row)
+            self.nu.append(self.nz)
+            self.h.append(h)
+            self.nz += 1
+            out = np.concatenate([out, np.zeros(self.nz - len(out))])
+            out[self.nz - 1] = h
+        return out
+
+    def pad(self, rows: list[np.ndarray]) -> np.ndarray:
+        return np.stack([np.concatenate([r, np.zeros(self.nz - len(r))]) for r in rows])
+
+
+def _sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b for rows of different lengths (shorter rows end in zeros)."""
+    if len(a) < len(b):
+        a, b = b, a
+    out = a.copy()
+    out[: len(b)] += b
+    return out
+
+
+def _matrix_map(b: _Builder, rows: list[np.ndarray], J) -> list[np.ndarray]:
+    """Signals J·(rows) for an interval matrix J = (lo, hi): Σ_j (c_ij q_j + h_ij ν_ij)."""
+    c, h = iv.midrad(J)
+    out = []
+    for i in range(c.shape[0]):
+        acc = np.zeros(b.nz)
+        for j in range(c.shape[1]):
+            if c[i, j] != 0 or h[i, j] != 0:
+                acc = _sum(acc, b.gain(rows[j], float(c[i, j]), float(h[i, j])))
+        out.append(acc)
+    return out
+
+
+def _lin(b: _Builder, rows: list[np.ndarray], W: np.ndarray) -> list[np.ndarray]:
+    R = b.pad(rows)
+    return list(W @ R)
+
+
+def _diag(b: _Builder, rows: list[np.ndarray], s) -> list[np.ndarray]:
+    c, h = 0.5 * (s[0] + s[1]), 0.5 * (s[1] - s[0])
+    return [b.gain(r, float(ci), float(hi_)) for r, ci, hi_ in zip(rows, c, h, strict=True)]
+
+
+def structure(loop, rng: dict, Bd: np.ndarray | None = None):
+    """The LMI's routing: X₊ (n, nz), E_x (n, nz), channel inputs Q (C, nz), ν selectors
+    E_ν (C, nz), and the disturbance columns (for the ℓ2 gain)."""
+    n = rng["n"]
+    b = _Builder(n)
+    x = list(np.eye(n))
+    y = _matrix_map(b, x, rng["H"])
+    h = y
+    for k, w in enumerate(loop.weights[:-1]):
+        v = _lin(b, h, w)
+        h = _diag(b, v, rng["layers"][k])
+    u = _lin(b, h, loop.weights[-1])
+    a = _diag(b, u, rng["sat"])
+    if rng["gain"] is not None:
+        a = _diag(b, a, rng["gain"])
+    xp = _matrix_map(b, x, rng["Jx"])
+    xu = _matrix_map(b, a, rng["Ju"])
+    q = 0 if Bd is None else Bd.shape[1]
+    if b.nz + q > MAX_Z:
+        raise ValueError(
+            f"the contraction LMI would be {b.nz + q}×{b.nz + q} (state {n}, {b.nz - n} "
+            f"uncertain elements); certnet caps it at {MAX_Z}; use strategy='cells'"
+        )
+    Xp = b.pad(xp) + b.pad(xu)
+    nz = b.nz + q
+    Xp = np.hstack([Xp, np.zeros((n, q))])
+    if q:
+        Xp[:, b.nz:] = Bd
+    Ex = np.zeros((n, nz))
+    Ex[:, :n] = np.eye(n)
+    Q = np.hstack([b.pad(b.q), np.zeros((len(b.q), q))]) if b.q else np.zeros((0, nz))
+    Enu = np.zeros((len(b.nu), nz))
+    Enu[np.arange(len(b.nu)), b.nu] = 1.0
+    Ed = np.zeros((q, nz))
+    if q:
+        Ed[:, b.nz:] = np.eye(q)
+    return Xp, Ex, Q, Enu, Ed
+
+
+# ------------------------------------------------------------------ solve and verify
+def _solve(Xp, Ex, Q, Enu, box_half, solver: str):
+    import cvxpy as cp
+
+    n, nz = Ex.shape
+    C = Q.shape[0]
+    P = cp.Variable((n, n), symmetric=True)
+    lam = cp.Variable(C, nonneg=True)
+    S = Q.T @ cp.diag(lam) @ Q - Enu.T @ cp.diag(lam) @ Enu if C else 0
+    F = Xp.T @ P @ Xp - (1 - 1e-4) * (Ex.T @ P @ Ex) + S
+    cons = [(F + F.T) / 2 << -_MARGIN * np.eye(nz), P >> _MARGIN * np.eye(n)]
+    for j in range(n):  # the unit ellipsoid lies in the box: (P⁻¹)_jj ≤ h_j²
+        e = np.zeros((n, 1))
+        e[j] = 1.0
+        M = cp.bmat([[np.array([[box_half[j] ** 2 * (1 - 1e-6)]]), e.T], [e, P]])
+        cons.append((M + M.T) / 2 >> 0)
+    prob = cp.Problem(cp.Minimize(cp.trace(P @ np.diag(box_half**2))), cons)
+    t0 = time.perf_counter()
+    try:
+        prob.solve(solver=solver)
+    except cp.error.SolverError as e:
+        return {"status": f"solver error: {e}", "time": time.perf_counter() - t0}
+    out = {"status": prob.status, "time": time.perf_counter() - t0}
+    if prob.status == cp.OPTIMAL and P.value is not None:
+        out["P"] = (P.value + P.value.T) / 2
+        out["lam"] = np.maximum(lam.value, 0.0) if C else np.zeros(0)
+    return out
+
+
+def _rho(P, lam, Xp, Ex, Q, Enu) -> float:
+    """√ of the smallest ρ² with X₊ᵀPX₊ + Σλ(qqᵀ − eeᵀ) ⪯ ρ² E_xᵀPE_x, by a Schur complement in
+    float64; raises CertificateError when the ν block is not negative definite."""
+    n = P.shape[0]
+    F0 = Xp.T @ P @ Xp
+    if Q.shape[0]:
+        F0 = F0 + Q.T @ (lam[:, None] * Q) - Enu.T @ (lam[:, None] * Enu)
+    F0 = (F0 + F0.T) / 2
+    Fxx, Fxr, Frr = F0[:n, :n], F0[:n, n:], F0[n:, n:]
+    if Frr.size:
+        if not np.linalg.eigvalsh(Frr).max() < 0:
+            raise CertificateError("the LMI's uncertainty block is not negative definite; the "
+                                   "multipliers do not prove a contraction")
+        S = Fxx - Fxr @ np.linalg.solve(Frr, Fxr.T)
+    else:
+        S = Fxx
+    L = np.linalg.cholesky(P)
+    Li = np.linalg.inv(L)
+    rho2 = float(np.linalg.eigvalsh(Li @ ((S + S.T) / 2) @ Li.T).max())
+    return math.sqrt(max(rho2, 0.0) * (1 + 1e-10) + 1e-14)
+
+
+def verify(loop, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, P: np.ndarray,
+           lam: np.ndarray) -> float:
+    """Re-prove the contraction on the box [lo, hi] from P and λ; returns ρ < 1.
+
+    Raises
+    ------
+    CertificateError
+        P is not positive definite, the multipliers do not fit, or ρ ≥ 1.
+    """
+    rng = ranges(loop, lo, hi)
+    Xp, Ex, Q, Enu, _ = structure(loop, rng)
+    lam = np.asarray(lam, dtype=np.float64).reshape(-1)
+    if lam.shape != (Q.shape[0],) or not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise CertificateError(f"the multipliers must be {Q.shape[0]} finite numbers ≥ 0")
+    P = np.asarray(P, dtype=np.float64)
+    try:
+        np.linalg.cholesky((P + P.T) / 2)
+    except np.linalg.LinAlgError:
+        raise CertificateError("the stored P is not positive definite") from None
+    rho = _rho((P + P.T) / 2, lam, Xp, Ex, Q, Enu)
+    if not rho < 1:
+        raise CertificateError(f"the LMI proves only ρ = {rho:.9g} ≥ 1: no contraction")
+    return rho
+
+
+def region_radius(P: np.ndarray, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """The largest r with {(x − x₀)ᵀP(x − x₀) ≤ r²} inside the box (rounded down)."""
+    Pi = np.linalg.inv(P)
+    room = np.minimum(x0 - lo, hi - x0)
+    return float(np.min(room / np.sqrt(np.diag(Pi)))) * (1 - 1e-9)
+
+
+def search(loop, x0: np.ndarray, half: np.ndarray, *, solver: str = "CVXOPT") -> tuple[
+        dict | None, list]:
+    """The largest box x₀ ± s·half (s over :data:`_SHRINK`, then bisected) on which the SDP
+    proves a contraction; returns its data (box, P, λ, ρ) and the log of attempts."""
+    log, best = [], None
+
+    def attempt(s):
+        lo, hi = iv.down(x0 - s * half), iv.up(x0 + s * half)
+        try:
+            rng = ranges(loop, lo, hi)
+        except CertificateError as e:
+            log.append({"scale": s, "status": str(e), "time": 0.0})
+            return None
+        Xp, Ex, Q, Enu, _ = structure(loop, rng)
+        res = _solve(Xp, Ex, Q, Enu, s * half, solver)
+        entry = {"scale": s, "status": res["status"], "time": res["time"]}
+        if "P" in res:
+            try:
+                entry["rho"] = rho = _rho(res["P"], res["lam"], Xp, Ex, Q, Enu)
+            except (CertificateError, np.linalg.LinAlgError) as e:
+                entry["status"] = f"does not re-verify ({e})"
+                rho = math.inf
+            if rho < 1:
+                log.append(entry)
+                return {"lo": lo, "hi": hi, "P": res["P"], "lam": res["lam"], "rho": rho,
+                        "scale": s}
+        log.append(entry)
+        return None
+
+    for s in _SHRINK:
+        best = attempt(s)
+        if best is not None:
+            break
+    if best is None:
+        return None, log
+    s_ok, s_bad = best["scale"], best["scale"] * 2 if best["scale"] < 1 else None
+    for _ in range(_BISECT if s_bad is not None else 0):
+        s = math.sqrt(s_ok * s_bad)
+        got = attempt(s)
+        if got is not None:
+            best, s_ok = got, s
+        else:
+            s_bad = s
+    return best, log
+
+
+# ------------------------------------------------------------------ ℓ2 gain
+def _solve_gain(Xp, Ex, Q, Enu, Ed, Ey, half, energy, solver):
+    import cvxpy as cp
+
+    n, nz = Ex.shape
+    C = Q.shape[0]
+    P = cp.Variable((n, n), symmetric=True)
+    lam = cp.Variable(C, nonneg=True)
+    h = cp.Variable(nonneg=True)
+    S = Q.T @ cp.diag(lam) @ Q - Enu.T @ cp.diag(lam) @ Enu if C else 0
+    F = Xp.T @ P @ Xp - Ex.T @ P @ Ex + S - Ed.T @ Ed + h * (Ey.T @ Ey)
+    cons = [(F + F.T) / 2 << -_MARGIN * np.eye(nz), P >> _MARGIN * np.eye(n)]
+    for j in range(n):  # {xᵀPx ≤ e} inside the box
+        e = np.zeros((n, 1))
+        e[j] = 1.0
+        M = cp.bmat([[np.array([[half[j] ** 2 * (1 - 1e-6)]]), e.T], [e, P / energy]])
+        cons.append((M + M.T) / 2 >> 0)
+    prob = cp.Problem(cp.Maximize(h), cons)
+    t0 = time.perf_counter()
+    try:
+        prob.solve(solver=solver)
+    except cp.error.SolverError as e:
+        return {"status": f"solver error: {e}", "time": time.perf_counter() - t0}
+    out = {"status": prob.status, "time": time.perf_counter() - t0}
+    if prob.status == cp.OPTIMAL and P.value is not None and h.value and h.value > 0:
+        out.update({"P": (P.value + P.value.T) / 2, "h": float(h.value),
+                    "lam": np.maximum(lam.value, 0.0) if C else np.zeros(0)})
+    return out
+
+
+def _gain(P, lam, h, Xp, Ex, Q, Enu, Ed, Ey) -> float:
+    """γ = 1/√h proved by the dissipation LMI in float64 (raises when it fails)."""
+    F = Xp.T @ P @ Xp - Ex.T @ P @ Ex - Ed.T @ Ed + h * (Ey.T @ Ey)
+    if Q.shape[0]:
+        F = F + Q.T @ (lam[:, None] * Q) - Enu.T @ (lam[:, None] * Enu)
+    top = float(np.linalg.eigvalsh((F + F.T) / 2).max())
+    if not top < -1e-12 * max(1.0, float(np.abs(F).max())):
+        raise CertificateError(f"the dissipation inequality fails (largest eigenvalue "
+                               f"{top:.3g} ≥ 0)")
+    return 1.0 / math.sqrt(h) * (1 + 1e-12)
+
+
+def _gain_rows(loop, lo, hi, Bd, Cy):
+    rng = ranges(loop, lo, hi)
+    Xp, Ex, Q, Enu, Ed = structure(loop, rng, Bd)
+    Ey = np.hstack([Cy, np.zeros((Cy.shape[0], Ex.shape[1] - Cy.shape[1]))])
+    return Xp, Ex, Q, Enu, Ed, Ey
+
+
+def verify_gain(loop, x0, lo, hi, P, lam, h, Bd, Cy, energy, *, r_eq: float = 0.0) -> float:
+    """Re-prove a stored gain certificate on the box; returns γ.
+
+    Raises
+    ------
+    CertificateError
+        The LMI fails, or {xᵀP̃x ≤ e} leaves the box.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    lam = np.asarray(lam, dtype=np.float64).reshape(-1)
+    Xp, Ex, Q, Enu, Ed, Ey = _gain_rows(loop, lo, hi, Bd, Cy)
+    if lam.shape != (Q.shape[0],) or np.any(lam < 0) or not np.all(np.isfinite(lam)):
+        raise CertificateError(f"the multipliers must be {Q.shape[0]} finite numbers ≥ 0")
+    if not (math.isfinite(h) and h > 0):
+        raise CertificateError(f"h = 1/γ² must be > 0, got {h!r}")
+    if region_radius(P / energy, x0, lo, hi) < 1.0 + _shift(P / energy, r_eq):
+        raise CertificateError("{V ≤ γ² e} leaves the box the slope ranges hold on")
+    return _gain(P, lam, h, Xp, Ex, Q, Enu, Ed, Ey)
+
+
+def _shift(P: np.ndarray, r_eq: float) -> float:
+    """|x̄ − x̂|_P ≤ ‖P^½‖ r_eq: how far the true fixed point may move a level set."""
+    return float(np.linalg.norm(np.linalg.cholesky(P), 2)) * r_eq * (1 + 1e-12)
+
+
+def gain_search(loop, x0: np.ndarray, half: np.ndarray, Bd: np.ndarray, Cy: np.ndarray,
+                energy: float, *, solver: str = "CVXOPT", r_eq: float = 0.0
+                ) -> tuple[dict | None, list]:
+    """The smallest γ over boxes x₀ ± s·half, s = 4, 2, …, 1/32 (module docstring): large
+    boxes loosen the slope ranges, small ones cannot hold {V ≤ γ²e}."""
+    log, best = [], None
+    for s in _GAIN_SCALES:
+        lo, hi = iv.down(x0 - s * half), iv.up(x0 + s * half)
+        try:
+            rows = _gain_rows(loop, lo, hi, Bd, Cy)
+        except CertificateError as e:
+            log.append({"scale": s, "status": str(e), "time": 0.0})
+            continue
+        res = _solve_gain(*rows, s * half, energy, solver)
+        entry = {"scale": s, "status": res["status"], "time": res["time"]}
+        if "P" in res:
+            try:
+                gamma = _gain(res["P"], res["lam"], res["h"], *rows)
+                if region_radius(res["P"] / energy, x0, lo, hi) < 1.0 + _shift(
+                        res["P"] / energy, r_eq):
+                    raise CertificateError("the storage's level set leaves the box")
+                entry["gamma"] = gamma
+                if best is None or gamma < best["gamma"]:
+                    best = {"lo": lo, "hi": hi, "P": res["P"], "lam": res["lam"],
+                            "h": res["h"], "gamma": gamma, "scale": s}
+            except (CertificateError, np.linalg.LinAlgError) as e:
+                entry["status"] = f"does not re-verify ({e})"
+        log.append(entry)
+        if best is not None and "gamma" not in entry:
+            break  # smaller boxes no longer hold the energy's level set
+    return best, log
