@@ -18,6 +18,7 @@ import json
 import math
 import re
 import sys
+import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -402,11 +403,7 @@ def simulate(
 
     net = _load_model(model)
     plant = _make_plant(plant_name, {})
-    start = plant.reset_high if x0 is None else _parse_floats(x0, "--x0")
-    if len(start) != plant.n_states:
-        _fail(
-            f"--x0 needs {plant.n_states} values ({', '.join(plant.state_names)}), got {len(start)}"
-        )
+    start = plant.reset_high if x0 is None else _state_values(x0, "--x0", plant)
     dtype = next(net.parameters()).dtype
 
     def policy(obs: torch.Tensor) -> torch.Tensor:
@@ -459,7 +456,10 @@ def _plot_rollout(plant, states, actions, path: Path) -> None:
 @_json_command
 def verify(
     model: Annotated[Path, typer.Argument(help="A .safetensors file written by certnet.save.")],
-    method: Annotated[Method, typer.Option("--method", help="Certificate method.")] = Method.auto,
+    method: Annotated[
+        Method | None,
+        typer.Option("--method", help="Lipschitz certificate method (default: auto)."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the certificate as JSON here.")
     ] = None,
@@ -471,27 +471,155 @@ def verify(
         Path | None,
         typer.Option("--check", help="Re-verify this certificate JSON against MODEL instead."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the lower-bound search.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the lower-bound or region-shape search.")
+    ] = 0,
+    closed_loop: Annotated[
+        bool,
+        typer.Option(
+            "--closed-loop",
+            help="Certify MODEL in feedback with --plant instead (a region of "
+            "attraction, or the ℓ2 gain with --l2).",
+        ),
+    ] = False,
+    plant_name: Annotated[
+        str | None,
+        typer.Option("--plant", help=f"Closed loop: the plant, one of {', '.join(PLANTS)}."),
+    ] = None,
+    x_eq: Annotated[
+        str | None,
+        typer.Option(
+            "--x-eq",
+            help="Closed loop: where to look for the equilibrium, "
+            "comma-separated SI values (default: the plant's x_eq).",
+        ),
+    ] = None,
+    extend: Annotated[
+        str | None,
+        typer.Option(
+            "--extend",
+            help="Closed loop: also certify the cells of this box that "
+            "provably reach the region, one lo:hi per state, e.g. -3:3,-8:8.",
+        ),
+    ] = None,
+    l2: Annotated[
+        float | None,
+        typer.Option(
+            "--l2",
+            metavar="ENERGY",
+            help="Closed loop: certify the ℓ2 gain from an "
+            "input disturbance of energy Σ|d|² ≤ ENERGY to the state instead.",
+        ),
+    ] = None,
+    max_cells: Annotated[
+        int | None,
+        typer.Option(
+            "--max-cells",
+            min=1,
+            help="Closed loop: budget of cell evaluations of "
+            "the branch and bound (default: 200000).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Certify the Lipschitz constant of a network, or re-check a certificate (--check)."""
+    """Certify the Lipschitz constant of a network, or its closed loop with a plant
+    (--closed-loop), or re-check a certificate (--check).
+
+    A closed loop that is not certified is reported, with the reason, and exits with code 1.
+    """
     net = _load_model(model)
     verify_mod = _require("verify")
+    loop_options = {
+        "--plant": plant_name,
+        "--x-eq": x_eq,
+        "--extend": extend,
+        "--l2": l2,
+        "--max-cells": max_cells,
+    }
     if check is not None:
         _existing(check, "certificate file")
         with _user_errors():
             cert = verify_mod.Certificate.load(check)
-            proved = cert.check(net)
-        payload = {
-            "certificate": str(check),
-            "kind": cert.kind,
-            "method": cert.method,
-            "value": cert.value,
-            "re_verified": proved,
-            "ok": True,
-        }
-        _emit(as_json, payload, _kv_table("certificate re-verified", payload))
+        if cert.kind == "lipschitz":
+            _refuse(
+                {"--closed-loop": closed_loop, **loop_options},
+                f"{check} is a Lipschitz certificate; {{}} applies to closed-loop ones",
+            )
+            _check_lipschitz(net, cert, check, as_json)
+        else:
+            _refuse(
+                {
+                    "--x-eq": x_eq,
+                    "--extend": extend,
+                    "--l2": l2,
+                    "--max-cells": max_cells,
+                    "--method": method,
+                    "--lower-bound": lower_bound,
+                },
+                "--check re-proves the stored certificate; {} only applies when making one",
+            )
+            _check_loop(net, cert, check, plant_name, as_json)
         return
+    if not closed_loop:
+        _refuse(loop_options, "{} needs --closed-loop")
+        _certify_lipschitz(net, model, method or Method.auto, lower_bound, seed, out, as_json)
+        return
+    _refuse(
+        {"--method": method, "--lower-bound": lower_bound},
+        "{} applies to Lipschitz certificates, not to --closed-loop",
+    )
+    if plant_name is None:
+        _fail(f"--closed-loop needs the plant: --plant NAME, one of {', '.join(PLANTS)}")
+    if l2 is not None and extend is not None:
+        _fail("--extend enlarges a region of attraction; it does not apply to --l2")
+    if l2 is not None and not (math.isfinite(l2) and l2 > 0):
+        _fail(
+            f"--l2 ENERGY must be a positive number (the bound on Σ|d|², input units "
+            f"squared), e.g. --l2 0.05; got {l2!r}"
+        )
+    plant = _make_plant(plant_name, {})
+    kwargs: dict[str, Any] = {} if max_cells is None else {"max_cells": max_cells}
+    if x_eq is not None:
+        kwargs["x_eq"] = _state_values(x_eq, "--x-eq", plant)
+    if l2 is None:
+        kwargs.update(extend=None if extend is None else _state_box(extend, plant), seed=seed)
+        task = f"proving a region of attraction on {plant_name}" + (
+            " and the --extend cells" if extend else ""
+        )
+    else:
+        kwargs["energy"] = l2
+        task = f"proving the ℓ2 gain on {plant_name} (energy ≤ {l2:g})"
+    certify = verify_mod.closed_loop if l2 is None else verify_mod.l2_gain
+    with _user_errors(), _progress(task) as say:
+        cert = certify(plant, net, **kwargs)
+        if cert.certified:
+            say("re-checking the proof in float64")
+            proved = cert.check(net, plant=plant)
+    seconds = float(cert.solver["time"])
+    payload: dict[str, Any] = {"plant": plant_name, **_loop_summary(cert, plant, seconds)}
+    if cert.certified:
+        payload["re_verified"] = proved
+        if out is not None:
+            with _user_errors():
+                cert.save(out)
+            payload["out"] = str(out)
+    _emit(as_json, payload, _loop_table(f"closed-loop certificate of {model}", payload, plant))
+    if not cert.certified:
+        typer.echo(f"not certified: {cert.reason}", err=True)
+        raise typer.Exit(1)
+
+
+def _refuse(options: dict[str, Any], why: str) -> None:
+    """Exit 2 naming the first option of ``options`` that was given (``why`` has a ``{}``)."""
+    for name, value in options.items():
+        if value is not None and value is not False:
+            _fail(why.format(name))
+
+
+def _certify_lipschitz(
+    net, model: Path, method: Method, lower_bound: bool, seed: int, out: Path | None, as_json: bool
+) -> None:
+    verify_mod = _require("verify")
     with _user_errors():
         cert = verify_mod.lipschitz(net, method=method.value)
     payload = {
@@ -520,6 +648,177 @@ def verify(
             cert.save(out)
         payload["out"] = str(out)
     _emit(as_json, payload, _kv_table(f"Lipschitz certificate of {model}", payload))
+
+
+def _check_lipschitz(net, cert, path: Path, as_json: bool) -> None:
+    with _user_errors():
+        proved = cert.check(net)
+    payload = {
+        "certificate": str(path),
+        "kind": cert.kind,
+        "method": cert.method,
+        "value": cert.value,
+        "re_verified": proved,
+        "ok": True,
+    }
+    _emit(as_json, payload, _kv_table("certificate re-verified", payload))
+
+
+#: certnet.plants class name → its name on the command line
+_PLANT_NAMES = {cls: name for name, cls in PLANTS.items()}
+
+
+def _check_loop(net, cert, path: Path, plant_name: str | None, as_json: bool) -> None:
+    """Re-prove a closed-loop certificate on the plant of --plant, or the built-in plant the
+    certificate names."""
+    loop = cert.data.get("loop")
+    if not isinstance(loop, dict) or not loop.get("plant"):
+        _fail(
+            f"{path} does not name the plant it is about; re-check it in Python: "
+            "Certificate.load(path).check(net, plant=...)"
+        )
+    named = loop["plant"]
+    builtin = (
+        _PLANT_NAMES.get(named)
+        if str(loop.get("plant_module", "")).startswith("certnet.plants")
+        else None
+    )
+    source = "--plant"
+    if plant_name is None:
+        if builtin is None:
+            _fail(
+                f"{path} is about the plant {named}, not a built-in one; pass --plant NAME "
+                f"({', '.join(PLANTS)}) or re-check it in Python: "
+                "Certificate.load(path).check(net, plant=...)"
+            )
+        plant_name, source = builtin, "certificate"
+    plant = _make_plant(plant_name, {})
+    if type(plant).__name__ != named:
+        _fail(
+            f"{path} was made for the plant {named}, not {type(plant).__name__} (--plant "
+            f"{plant_name}); "
+            + (
+                f"pass --plant {builtin}"
+                if builtin
+                else "re-check it in Python: Certificate.load(path).check(net, plant=...)"
+            )
+        )
+    t0 = time.perf_counter()
+    with _user_errors(), _progress(f"re-proving {path.name} on {plant_name}"):
+        proved = cert.check(net, plant=plant)
+    seconds = time.perf_counter() - t0
+    payload: dict[str, Any] = {
+        "certificate": str(path),
+        "plant": plant_name,
+        "plant_from": source,
+        **_loop_summary(cert, plant, seconds),
+        "re_verified": proved,
+        "ok": True,
+    }
+    _emit(as_json, payload, _loop_table("closed-loop certificate re-verified", payload, plant))
+
+
+def _loop_summary(cert, plant, seconds: float) -> dict[str, Any]:
+    """What a closed-loop certificate says, for the table and the JSON object; ``time_s`` is
+    ``seconds`` (the time to make it, or to re-check it)."""
+    d = cert.data
+    rows: dict[str, Any] = {
+        "kind": cert.kind,
+        "method": cert.method,
+        "certified": cert.certified,
+        "value": cert.value,
+        "quantity": "ρ, decrease factor of V per step"
+        if cert.kind == "stability"
+        else "γ, ℓ2 gain from the input disturbance to the state",
+        "x_eq": [float(v) for v in d["x_eq"]],
+    }
+    if not cert.certified:
+        rows["reason"] = cert.reason
+    elif cert.kind == "stability":
+        rows["region_volume"] = float(d["roa_volume"])
+        if "union_volume" in d:
+            rows["union_volume"] = float(d["union_volume"])
+        half = _sqrt_diag_inv(cert.array("P"))
+        rows["half_widths"] = dict(zip(plant.state_names, half, strict=True))
+        rows["state_units"] = dict(zip(plant.state_names, plant.state_units, strict=True))
+    else:
+        rows["energy"] = float(d["energy"])
+    rows["time_s"] = seconds
+    if "cells" in d:
+        rows["cells"] = int(d["cells"])
+    return rows
+
+
+def _sqrt_diag_inv(P) -> list[float]:
+    """Half-widths of {δxᵀPδx ≤ 1} along each state: √diag(P⁻¹)."""
+    import numpy as np
+
+    return np.sqrt(np.diag(np.linalg.inv(P))).tolist()
+
+
+def _loop_table(title: str, payload: dict[str, Any], plant) -> Table:
+    """The summary table: half-widths with their units, the equilibrium in six digits."""
+    rows: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key == "half_widths":
+            units = dict(zip(plant.state_names, plant.state_units, strict=True))
+            for name, h in value.items():
+                rows[f"half-width {name}"] = f"±{_six_digits(h)} {units[name]}"
+        elif key == "x_eq":
+            rows[key] = ", ".join(_six_digits(v) for v in value)
+        elif key == "plant_from":
+            if value == "certificate":
+                rows["plant"] += " (named by the certificate)"
+        elif key != "state_units":
+            rows[key] = value
+    return _kv_table(title, rows)
+
+
+def _state_values(text: str, option: str, plant) -> list[float]:
+    """One number per state of ``plant`` (comma-separated), or exit 2 naming the states."""
+    vals = _parse_floats(text, option)
+    if len(vals) != plant.n_states:
+        _fail(
+            f"{option} needs {plant.n_states} values ({', '.join(plant.state_names)}), "
+            f"got {len(vals)}"
+        )
+    return vals
+
+
+def _state_box(text: str, plant) -> tuple[list[float], list[float]]:
+    """``lo:hi`` per state, comma-separated → (lo, hi); exit 2 saying what is wrong."""
+    example = ",".join(["-1:1"] * plant.n_states)
+    try:
+        pairs = [tuple(map(float, part.split(":"))) for part in text.replace(" ", "").split(",")]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(text)
+    except ValueError:
+        _fail(
+            f"--extend must be one lo:hi range per state, comma-separated, e.g. "
+            f"--extend={example}; got {text!r}"
+        )
+    if len(pairs) != plant.n_states:
+        _fail(
+            f"--extend needs {plant.n_states} ranges lo:hi "
+            f"({', '.join(plant.state_names)}), got {len(pairs)}"
+        )
+    if not all(math.isfinite(lo) and math.isfinite(hi) and lo < hi for lo, hi in pairs):
+        _fail(f"--extend needs finite ranges with lo < hi, got {text!r}")
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+@contextlib.contextmanager
+def _progress(task: str):
+    """A spinner with the elapsed time on stderr while a long step runs, cleared when it
+    ends; yields ``say(text)`` to change its text. stderr only, so --json stdout stays clean."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    err = Console(stderr=True, highlight=False)  # made now: the terminal as it is now
+    with Progress(*columns, console=err, transient=True) as bar:
+        job = bar.add_task(task, total=None)
+        bar.refresh()
+        yield lambda text: bar.update(job, description=text, refresh=True)
 
 
 @app.command()

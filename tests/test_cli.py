@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 import certnet as cn
 from certnet import demos, export, plants
 from certnet.cli import app
+from tests.verify.conftest import dlqr_gain, feedback_net
 
 runner = CliRunner()
 
@@ -132,6 +134,168 @@ def test_verify_check_missing_and_malformed_certificate(model, tmp_path):
 def test_verify_unknown_method_is_a_usage_error(model):
     r = run("verify", model, "--method", "bogus")
     assert r.exit_code == 2 and "bogus" in r.output
+
+
+# ------------------------------------------------------------------------- verify --closed-loop
+IP = ("--closed-loop", "--plant", "inverted-pendulum")
+CELLS = ("--max-cells", 20_000)
+
+
+@pytest.fixture(scope="module")
+def loop_model(tmp_path_factory):
+    """A controller (θ, θ̇) → torque that stabilises the inverted pendulum: its linearisation at
+    0 is the dLQR gain of the plant (tests/verify/conftest.py::feedback_net)."""
+    K = dlqr_gain(plants.InvertedPendulum(max_torque=0.7), np.diag([1.0, 0.1]), np.eye(1))
+    return cn.save(feedback_net(K, width=16), tmp_path_factory.mktemp("loop") / "ip.safetensors")
+
+
+@pytest.fixture(scope="module")
+def loop_cert(loop_model):
+    """(JSON output, certificate file) of a region of attraction extended by cells of a box."""
+    path = loop_model.parent / "loop.json"
+    out = run_json("verify", loop_model, *IP, *CELLS, "--extend=-2:2,-8:8", "--out", path)
+    return out, path
+
+
+def test_verify_closed_loop_certifies_a_region_that_rechecks(loop_cert):
+    out, path = loop_cert
+    assert (out["kind"], out["method"], out["certified"]) == ("stability", "lyapunov-bnb", True)
+    assert 0 < out["re_verified"] <= out["value"] < 1 and out["plant"] == "inverted-pendulum"
+    cert = cn.verify.Certificate.load(path)
+    half = np.sqrt(np.diag(np.linalg.inv(cert.array("P"))))
+    assert list(out["half_widths"]) == ["theta", "theta_dot"]
+    assert list(out["half_widths"].values()) == pytest.approx(half.tolist())
+    assert out["state_units"] == {"theta": "rad", "theta_dot": "rad/s"}
+    assert out["region_volume"] == cert.data["roa_volume"] > 0
+    assert out["union_volume"] == cert.data["union_volume"] > out["region_volume"]
+    assert out["x_eq"] == pytest.approx([0.0, 0.0]) and out["cells"] > 0 and out["time_s"] > 0
+    assert out["out"] == str(path)
+
+
+def test_verify_check_of_a_closed_loop_certificate(loop_model, loop_cert):
+    _, path = loop_cert
+    given = run_json("verify", loop_model, *IP, "--check", path)
+    assert given["ok"] is True and given["plant_from"] == "--plant"
+    assert given["re_verified"] <= given["value"] < 1
+    named = run_json("verify", loop_model, "--check", path)  # the plant the certificate names
+    assert named["plant"] == "inverted-pendulum" and named["plant_from"] == "certificate"
+    r = run("verify", loop_model, "--check", path)
+    assert r.exit_code == 0 and "inverted-pendulum (named by the certificate)" in r.stdout
+    assert "±" in r.stdout and "rad/s" in r.stdout
+
+
+def test_verify_closed_loop_l2_gain_and_its_check(loop_model, tmp_path):
+    path = tmp_path / "l2.json"
+    out = run_json("verify", loop_model, *IP, "--l2", 0.05, *CELLS, "--out", path)
+    assert (out["kind"], out["method"], out["certified"]) == ("l2-gain", "dissipation-bnb", True)
+    assert 0 < out["re_verified"] <= out["value"] and out["energy"] == 0.05
+    assert "half_widths" not in out and "γ" in out["quantity"]
+    back = run_json("verify", loop_model, "--check", path)
+    assert back["kind"] == "l2-gain" and back["re_verified"] <= back["value"] == out["value"]
+
+
+def test_verify_closed_loop_that_is_not_certified_exits_1(tmp_path):
+    K = dlqr_gain(plants.InvertedPendulum())
+    wrong = cn.save(feedback_net(-K, width=16), tmp_path / "wrong.safetensors")  # pushes away
+    r = run("verify", wrong, *IP, "--out", tmp_path / "c.json", "--json")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    out = json.loads(r.stdout)
+    assert (
+        out["certified"] is False and out["value"] == "inf" and "spectral radius" in out["reason"]
+    )
+    assert r.stderr.strip().splitlines() == [f"not certified: {out['reason']}"]
+    assert not (tmp_path / "c.json").exists()
+    r = run("verify", wrong, *IP)
+    assert r.exit_code == 1 and "reason" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (("--closed-loop",), r"--closed-loop needs the plant: --plant NAME, one of pendulum"),
+        (("--closed-loop", "--plant", "rocket"), r"unknown plant 'rocket'; choose one of"),
+        (("--plant", "pendulum"), r"--plant needs --closed-loop"),
+        (("--l2", 0.1), r"--l2 needs --closed-loop"),
+        ((*IP, "--method", "product"), r"--method applies to Lipschitz certificates, not to"),
+        ((*IP, "--lower-bound"), r"--lower-bound applies to Lipschitz certificates"),
+        ((*IP, "--x-eq", "0,0,0"), r"--x-eq needs 2 values \(theta, theta_dot\), got 3"),
+        ((*IP, "--x-eq", "a,b"), r"--x-eq must be comma-separated numbers"),
+        ((*IP, "--x-eq", "1,0"), r"x_eq = \[1.0, 0.0\] is not a closed-loop equilibrium"),
+        ((*IP, "--extend", "1,2"), r"--extend must be one lo:hi range per state, .*-1:1,-1:1"),
+        ((*IP, "--extend", "x:1,0:1"), r"--extend must be one lo:hi range per state"),
+        ((*IP, "--extend=-1:1"), r"--extend needs 2 ranges lo:hi \(theta, theta_dot\), got 1"),
+        ((*IP, "--extend", "1:-1,0:1"), r"--extend needs finite ranges with lo < hi"),
+        ((*IP, "--extend", "0:inf,0:1"), r"--extend needs finite ranges with lo < hi"),
+        ((*IP, "--l2", 0.1, "--extend=-1:1,-1:1"), r"--extend .* does not apply to --l2"),
+        ((*IP, "--l2=-1"), r"--l2 ENERGY must be a positive number .* got -1.0"),
+        ((*IP, "--l2", "nan"), r"--l2 ENERGY must be a positive number"),
+    ],
+)
+def test_verify_closed_loop_bad_options(loop_model, args, match):
+    user_error(run("verify", loop_model, *args), match)
+
+
+def test_verify_closed_loop_refuses_what_does_not_fit(model, tmp_path):
+    user_error(run("verify", model, *IP), r"the network reads 3 inputs, but the plant has 2")
+    user_error(run("verify", tmp_path / "none.safetensors", *IP), r"no such model file")
+    r = run("verify", model, *IP, "--max-cells", 0)
+    assert r.exit_code == 2 and "max-cells" in r.output
+
+
+def _edited(path: Path, tmp_path: Path, edit) -> Path:
+    d = json.loads(path.read_text())
+    edit(d["data"])
+    new = tmp_path / "edited.json"
+    new.write_text(json.dumps(d))
+    return new
+
+
+def _rocket(data):
+    data["loop"].update(plant="Rocket", plant_module="rockets")
+
+
+def _other_probe(data):
+    data["probe"]["next"][1][1] += 0.5
+
+
+@pytest.mark.parametrize(
+    "edit,args,match",
+    [
+        (
+            None,
+            ("--plant", "mountaincar"),
+            r"made for the plant InvertedPendulum, not "
+            r"MountainCar \(--plant mountaincar\); pass --plant inverted-pendulum",
+        ),
+        (_rocket, (), r"is about the plant Rocket, not a built-in one; pass --plant NAME"),
+        (
+            _rocket,
+            ("--plant", "inverted-pendulum"),
+            r"made for the plant Rocket, not "
+            r"InvertedPendulum .*re-check it in Python",
+        ),
+        (lambda d: d.pop("loop"), (), r"does not name the plant it is about; re-check it in"),
+        (_other_probe, (), r"this certificate was made for another closed loop"),
+        (None, ("--x-eq", "0,0"), r"--check re-proves the stored certificate; --x-eq only"),
+        (None, ("--max-cells", 5), r"--max-cells only applies when making one"),
+        (None, ("--lower-bound",), r"--lower-bound only applies when making one"),
+    ],
+)
+def test_verify_check_of_a_closed_loop_certificate_refuses(
+    loop_model, loop_cert, tmp_path, edit, args, match
+):
+    path = loop_cert[1] if edit is None else _edited(loop_cert[1], tmp_path, edit)
+    user_error(run("verify", loop_model, "--check", path, *args), match)
+
+
+def test_verify_check_of_a_lipschitz_certificate_refuses_closed_loop_options(model, tmp_path):
+    cert_path = tmp_path / "cert.json"
+    run_json("verify", model, "--method", "product", "--out", cert_path)
+    for args in (("--closed-loop",), ("--plant", "pendulum")):
+        user_error(
+            run("verify", model, "--check", cert_path, *args),
+            rf"is a Lipschitz certificate; {args[0]} applies to closed-loop ones",
+        )
 
 
 # ------------------------------------------------------------------------------ train
@@ -469,6 +633,13 @@ def test_train_json_keeps_progress_off_stdout(tmp_path, terminal):
 def test_every_json_command_prints_only_json_on_a_terminal(args, model, tmp_path, terminal):
     cmd, *rest = args
     _only_json(run(cmd, model, *[str(a).format(tmp=tmp_path) for a in rest], "--json"))
+
+
+def test_verify_closed_loop_json_keeps_progress_off_stdout(loop_model, terminal):
+    r = run("verify", loop_model, *IP, "--x-eq", "0,0", *CELLS, "--json")
+    assert _only_json(r)["certified"] is True
+    assert "proving a region of attraction on inverted-pendulum" in r.stderr  # the spinner
+    assert "re-checking the proof in float64" in r.stderr
 
 
 def test_every_command_with_json_sends_its_work_to_stderr():
