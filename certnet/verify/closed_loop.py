@@ -191,7 +191,7 @@ def closed_loop(
                            solver={"name": _SOLVERS[strategy], "time": data["time"]}, **common)
     Pr = np.asarray(data["P"])
     data["probe"] = lc.probe(loop, x0, np.sqrt(np.diag(np.linalg.inv(Pr))))
-    solver_info = {"name": _SOLVERS[strategy]}
+    solver_info = {"name": _SOLVERS[strategy], "cells": data.get("cells", 0)}
     if ext_box is not None:
         ext = loop_reach.extend(loop, x0, Pr, *ext_box, max_cell_steps=max_cell_steps)
         data["extension"] = ext
@@ -238,6 +238,7 @@ def _by_cells(loop, x0, r_eq, half, P, max_cells, seed):
         "core_radius": best.core_radius,
         "r_in": best.r_in,
         "core_bound": best.core_bound,
+        "core_lambda": best.core_lambda,
         "roa_volume": best.volume,
         "cells": best.cells,
     })

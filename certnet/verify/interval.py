@@ -188,7 +188,13 @@ def matmul_const(a, w: np.ndarray, axis: int = -1):
     last = axis in (-1, m.ndim - 1)
     if not last and axis not in (-2, m.ndim - 2):
         raise ValueError("matmul_const contracts the last or the second to last axis")
-    prod = (lambda x, v: x @ v.T) if last else (lambda x, v: v @ x)
+    def prod(x, v):  # one 2-D matrix product (a batch of small ones is far slower)
+        if last:
+            return (x.reshape(-1, x.shape[-1]) @ v.T).reshape(x.shape[:-1] + (v.shape[0],))
+        xt = np.swapaxes(x, -1, -2)
+        out = (xt.reshape(-1, xt.shape[-1]) @ v.T).reshape(xt.shape[:-1] + (v.shape[0],))
+        return np.swapaxes(out, -1, -2)
+
     ym = prod(m, w)
     yr = prod(r, aw)
     n = w.shape[1] + 2

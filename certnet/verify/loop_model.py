@@ -85,6 +85,76 @@ _ACT = {
 }
 
 
+def _relu_range(a):
+    return np.maximum(a[0], 0.0), np.maximum(a[1], 0.0)
+
+
+def _relu_slope(a):
+    return np.where(a[0] > 0, 1.0, 0.0), np.where(a[1] < 0, 0.0, 1.0)
+
+
+#: Activations the fused network path handles: name → (range, slope range) of an interval.
+_MIDRAD = {
+    "identity": (lambda a: a, lambda a: (np.ones_like(a[0]), np.ones_like(a[0]))),
+    "tanh": (iv.FUNCTIONS["tanh"], iv.DERIVATIVES["tanh"]),
+    "sigmoid": (iv.FUNCTIONS["sigmoid"], iv.DERIVATIVES["sigmoid"]),
+    "relu": (_relu_range, _relu_slope),
+}
+
+
+def _midrad_stack(weights, biases, acts, y: Jet) -> Jet:
+    """The network on a jet in midpoint–radius form, fused per layer.
+
+    Values (m, r) and derivatives (dm, dr) go through v = W h + b as m ↦ W m + b,
+    r ↦ |W| r + γ_n (max|m| Σ_j|W_ij| + |b| + |W| r), which bounds the round-off of both
+    products; every radius is then inflated by 1 + 8u and the midpoint's own rounding is added
+    to it, so no separate outward rounding of each operation is needed. Activations take the
+    exact range of their interval and the range of their slope (chain rule
+    dh = s dv with s ∈ [s_lo, s_hi])."""
+    U = iv.U
+    m, r = iv.midrad((y.lo, y.hi))
+    dm = dr = None
+    if y.dlo is not None:  # derivatives as (…, k, n): one matrix product per layer
+        dm, dr = (np.ascontiguousarray(np.swapaxes(v, -1, -2)) for v in iv.midrad((y.dlo,
+                                                                                  y.dhi)))
+    for k, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        aw = np.abs(w)
+        gam = (w.shape[1] + 2) * U / (1 - (w.shape[1] + 2) * U)
+        rows = aw.sum(1)
+        vm = m @ w.T + b
+        vr = r @ aw.T
+        vr = (vr + gam * (np.abs(m).max(axis=-1, keepdims=True) * rows + np.abs(b) + vr)) * (
+            1 + 8 * U) + 8 * U * np.abs(vm) + 1e-300
+        if dm is not None:
+            shape = dm.shape[:-1] + (w.shape[0],)
+            dvm = (dm.reshape(-1, w.shape[1]) @ w.T).reshape(shape)  # one GEMM, not B small ones
+            dvr = (dr.reshape(-1, w.shape[1]) @ aw.T).reshape(shape)
+            dvr = (dvr + gam * (np.abs(dm).max(axis=-1, keepdims=True) * rows + dvr)) * (
+                1 + 8 * U) + 8 * U * np.abs(dvm) + 1e-300
+        if k == len(acts):
+            m, r = vm, vr
+            if dm is not None:
+                dm, dr = dvm, dvr
+            break
+        rng_fn, slope_fn = _MIDRAD[acts[k].name]
+        with np.errstate(invalid="ignore", over="ignore"):
+            a = (vm - vr, vm + vr)
+            lo, hi = rng_fn(a)
+            m, r = iv.midrad((lo, hi))
+            if dm is not None:
+                s_lo, s_hi = slope_fn(a)
+                sm, sr = 0.5 * s_lo + 0.5 * s_hi, 0.5 * (s_hi - s_lo)
+                dm_new = sm[..., None, :] * dvm
+                dr = (np.abs(sm)[..., None, :] * dvr + sr[..., None, :] * (np.abs(dvm) + dvr)) \
+                    * (1 + 8 * U) + 8 * U * np.abs(dm_new) + 1e-300
+                dm = dm_new
+    lo, hi = iv.down(m - r), iv.up(m + r)
+    if dm is None:
+        return Jet(lo, hi)
+    dlo, dhi = iv.down(dm - dr), iv.up(dm + dr)
+    return Jet(lo, hi, np.swapaxes(dlo, -1, -2), np.swapaxes(dhi, -1, -2))
+
+
 def _clip(x, lo: np.ndarray, hi: np.ndarray):
     if np.all(np.isinf(lo)) and np.all(np.isinf(hi)):
         return x
@@ -273,7 +343,10 @@ class ClosedLoop:
 
     # ------------------------------------------------------------------ enclosures
     def network_jet(self, y: Jet) -> Jet:
-        """π over a box of network inputs."""
+        """π over a box of network inputs (:func:`_midrad_stack` when every activation has a
+        closed-form range, else operation by operation)."""
+        if all(a.name in _MIDRAD for a in self.stack.activations):
+            return _midrad_stack(self.weights, self.biases, self.stack.activations, y)
         h = y
         for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = h @ w.T + b
@@ -410,19 +483,43 @@ class ClosedLoop:
             lo, hi = iv.down(x - rad), iv.up(x + rad)
             if self._krawczyk_holds(x, lo, hi):
                 return x, lo, hi
+        box = self._banach(x)
+        if box is not None:
+            return (x, *box)
         moved = " (or it moves with the parameters)" if self.parameters else ""
+        _, box = self.enclose(np.zeros((1, self.n)), np.zeros((1, self.n)), x, np.eye(self.n))
+        kink = bool(np.any(box.dhi - box.dlo > 1e-9 * (1 + np.abs(box.dhi))))
+        why = ("the loop map has a kink at that point (e.g. a ReLU network without biases, "
+               "every neuron switching there) and does not contract for every slope of the kink"
+               if kink else "the linearised loop has an eigenvalue at or near 1 there, so it is "
+               "not asymptotically stable at that point")
         raise EquilibriumError(
             f"the closed-loop fixed point near {x.tolist()} could not be proved isolated (the "
-            f"Krawczyk test failed up to a 1e-6 box){moved}: the linearised loop has an "
-            "eigenvalue at or near 1 there, so it is not asymptotically stable at that point"
+            f"Krawczyk test failed up to a 1e-6 box, and so did a contraction proof){moved}: "
+            f"{why}; certnet cannot certify a region around it"
         )
+
+    def _banach(self, x: np.ndarray):
+        """The contraction-LMI proof of the fixed point (:func:`loop_sdp.fixed_point_box`),
+        for loops with a kink at it (ReLU networks without biases)."""
+        from certnet.verify import loop_sdp
+
+        try:
+            return loop_sdp.fixed_point_box(self, x)
+        except (TypeError, ValueError):  # GroupSort, or an LMI too large for the SDP route
+            return None
 
     def prove_fixed_point(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         """Re-prove that the box [lo, hi] ∋ x holds exactly one fixed point of G (for every
-        parameter value); raises CertificateError otherwise."""
+        parameter value) — by the Krawczyk test, or else by a contraction proof of a box inside
+        it; raises CertificateError otherwise."""
         from certnet.errors import CertificateError
 
-        if not (np.all(lo <= x) and np.all(x <= hi) and self._krawczyk_holds(x, lo, hi)):
+        proved = bool(np.all(lo <= x) and np.all(x <= hi))
+        if proved and not self._krawczyk_holds(x, lo, hi):
+            box = self._banach(x)
+            proved = box is not None and bool(np.all(lo <= box[0]) and np.all(box[1] <= hi))
+        if not proved:
             raise CertificateError(
                 "the stored equilibrium box does not prove a fixed point of this loop (Krawczyk "
                 "test fails); the certificate was made for another loop or tampered with"

@@ -46,7 +46,8 @@ from certnet.errors import CertificateError
 from certnet.verify import interval as iv
 from certnet.verify.jet import Jet, as_jet
 
-__all__ = ["search", "verify", "gain_search", "verify_gain", "region_radius", "MAX_Z"]
+__all__ = ["search", "verify", "gain_search", "verify_gain", "region_radius", "fixed_point_box",
+           "core_multipliers", "verify_core", "MAX_Z"]
 
 MAX_Z = 400  #: size check: the LMI is (n + channels)² — refused beyond this
 _MARGIN = 1e-6  # the SDP asks for this much more than the check needs
@@ -473,3 +474,100 @@ def gain_search(loop, x0: np.ndarray, half: np.ndarray, Bd: np.ndarray, Cy: np.n
         if best is not None and "gamma" not in entry:
             break  # smaller boxes no longer hold the energy's level set
     return best, log
+
+
+# ------------------------------------------------------------------ a fixed P: cores, fixed points
+def _ellipse_box(P: np.ndarray, x0: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """A box holding {|x − x₀|_P ≤ r} (outward rounded)."""
+    half = r * np.sqrt(np.diag(np.linalg.inv(P))) * (1 + 1e-9)
+    return iv.down(x0 - half), iv.up(x0 + half)
+
+
+def _solve_fixed(Xp, Ex, Q, Enu, P, solver):
+    """min ρ² over λ ≥ 0 with X₊ᵀPX₊ − ρ²E_xᵀPE_x + Σλ(qqᵀ − eeᵀ) ⪯ 0, for a given P."""
+    import cvxpy as cp
+
+    nz = Ex.shape[1]
+    C = Q.shape[0]
+    lam = cp.Variable(C, nonneg=True)
+    t = cp.Variable()
+    S = Q.T @ cp.diag(lam) @ Q - Enu.T @ cp.diag(lam) @ Enu if C else 0
+    F = Xp.T @ P @ Xp - t * (Ex.T @ P @ Ex) + S
+    prob = cp.Problem(cp.Minimize(t), [(F + F.T) / 2 << -_MARGIN * np.eye(nz)])
+    try:
+        prob.solve(solver=solver)
+    except cp.error.SolverError:
+        return None
+    if prob.status != cp.OPTIMAL:
+        return None
+    return np.maximum(lam.value, 0.0) if C else np.zeros(0)
+
+
+def core_multipliers(loop, x0: np.ndarray, P: np.ndarray, r: float, *,
+                     solver: str = "CVXOPT") -> tuple[np.ndarray, float] | None:
+    """Multipliers proving that the loop contracts in |·|_P on a box holding the ball
+    {|x − x₀|_P ≤ r}, and the ρ they prove; None when the LMI fails. The core of a region
+    when cells cannot prove it (a kink of the network at the equilibrium, e.g. ReLU without
+    biases: every slope is [0, 1] there, which an interval Jacobian cannot follow but the
+    S-procedure can)."""
+    lo, hi = _ellipse_box(P, x0, r)
+    try:
+        rng = ranges(loop, lo, hi)
+    except CertificateError:
+        return None
+    Xp, Ex, Q, Enu, _ = structure(loop, rng)
+    lam = _solve_fixed(Xp, Ex, Q, Enu, P, solver)
+    if lam is None:
+        return None
+    try:
+        rho = _rho(P, lam, Xp, Ex, Q, Enu)
+    except (CertificateError, np.linalg.LinAlgError):
+        return None
+    return (lam, rho) if rho < 1 else None
+
+
+def verify_core(loop, x0: np.ndarray, P: np.ndarray, r: float, lam: np.ndarray) -> float:
+    """Re-prove a core found by :func:`core_multipliers`; returns ρ < 1."""
+    lo, hi = _ellipse_box(P, x0, r)
+    return verify(loop, x0, lo, hi, P, lam)
+
+
+def _residual_norm(loop, x0: np.ndarray, P: np.ndarray) -> float:
+    """An upper bound of |G(x̂) − x̂|_P from the loop's enclosure at x̂."""
+    n = len(x0)
+    z = np.zeros((1, n))
+    gc, _ = loop.enclose(z, z, x0, np.eye(n))
+    d = (iv.down(gc.lo[0] - x0), iv.up(gc.hi[0] - x0))
+    L = np.linalg.cholesky(P)
+    w = iv.matmul_const(d, L.T)  # Lᵀ d
+    far = np.maximum(np.abs(w[0]), np.abs(w[1]))
+    return float(iv.up(np.sqrt(iv.up((far * far).sum() * (1 + 4 * iv.U)))))
+
+
+def fixed_point_box(loop, x0: np.ndarray, *, rel: float = 1e-6,
+                    solver: str = "CVXOPT") -> tuple[np.ndarray, np.ndarray] | None:
+    """A box that provably holds exactly one fixed point of the loop, by Banach's theorem: the
+    contraction LMI on X = x̂ ± rel(1 + |x̂|) gives ρ < 1, and with ε ≥ |G(x̂) − x̂|_P the ball
+    {|x − x̂|_P ≤ ε/(1 − ρ)} — if it lies in X — is mapped into itself. Unlike the Krawczyk
+    test it needs no derivative at the fixed point, so it proves the equilibria of networks
+    with a kink there. None when it fails."""
+    half = rel * (1.0 + np.abs(x0))
+    lo, hi = iv.down(x0 - half), iv.up(x0 + half)
+    try:
+        rng = ranges(loop, lo, hi)
+    except CertificateError:
+        return None
+    Xp, Ex, Q, Enu, _ = structure(loop, rng)
+    res = _solve(Xp, Ex, Q, Enu, half, solver)
+    if "P" not in res:
+        return None
+    try:
+        rho = _rho(res["P"], res["lam"], Xp, Ex, Q, Enu)
+    except (CertificateError, np.linalg.LinAlgError):
+        return None
+    if not rho < 1:
+        return None
+    radius = _residual_norm(loop, x0, res["P"]) / (1 - rho) * (1 + 1e-9) + 1e-300
+    if radius > region_radius(res["P"], x0, lo, hi):
+        return None
+    return _ellipse_box(res["P"], x0, radius)

@@ -10,7 +10,7 @@ this module may be a heuristic, but a deterministic one (fixed seeds, fixed budg
    to the equilibrium is seen) and G is evaluated on them once. For a P the sampled level
    c(P) is the smallest V over samples where V does not strictly decrease (V(G(x)) ≥ V(x), or
    G not finite), capped by the largest level inside the box; the sampled volume of
-   {V ≤ c(P)} is ∝ c^{n/2}/√det P. Each candidate is improved by Nelder–Mead over the
+   {V ≤ c(P)} is ∝ c^{n/2}/√det P. The best candidate is improved by Nelder–Mead over the
    log-Cholesky factor of P (a fixed number of evaluations), keeping V's decrease on the
    linearised loop at least half that of the candidate it started from; the box is doubled
    while the best ellipsoid is limited by the box rather than by failing samples.
@@ -210,8 +210,9 @@ class ShapeSearch:
                 cands += [(P + P.T) / 2 for P in (
                     control.dlyap(self.A.T, np.eye(n)),
                     control.dlyap(self.A.T, np.diag(1.0 / self.half**2)))]
-            scored = [self.shape(P0) for P0 in cands]
-            P, c = max(scored, key=lambda t: _volume(*t))
+            # shape only the most promising start (Nelder–Mead is the costly part)
+            P0 = max(cands, key=lambda Q: _volume(Q, self._capped(Q)))
+            P, c = self.shape(P0)
             if _volume(P, c) <= 0:
                 return None
             best = (P, c)

@@ -49,7 +49,7 @@ __all__ = ["Region", "search", "recheck", "region_matrix", "CORE_RADII"]
 
 CORE_RADII = (1 / 64, 1 / 512, 1 / 4096)  #: core radii tried, relative to the proposal
 CORE_SHARE = 0.05  #: share of the cell budget for each core attempt
-RETRY_BELOW = 0.7  #: a second proposal is tried when the first proves less than this radius
+RETRY_BELOW = 0.3  #: a second proposal is tried when the first proves less than this radius
 TARGET = 0.98  #: radius aimed at, relative to the sampled level (a margin keeps cells few)
 
 
@@ -71,6 +71,9 @@ class Region:
         δ ≥ |Lᵀ(x̄ − x̂)|.
     cells : int
         Cells enclosed (both passes).
+    core_lambda : ndarray or None
+        The contraction LMI's multipliers when the core was proved by it (then ``core_bound``
+        is the ρ it proves) rather than by cells.
     """
 
     P_frame: np.ndarray
@@ -81,6 +84,7 @@ class Region:
     rho: float
     delta: float
     cells: int
+    core_lambda: np.ndarray | None = None
 
     @property
     def P(self) -> np.ndarray:
@@ -113,20 +117,41 @@ def _prove_shape(loop, P: np.ndarray, x0: np.ndarray, r_eq: float, A: np.ndarray
             core = None
         if core is not None:
             break
+    core_lambda = None
+    if core is None:  # e.g. a kink at the equilibrium: the contraction LMI instead of cells
+        core, core_lambda = _sdp_core(loop, x0, P, delta)
     if core is None:
         return None, None, (
-            f"the core test (‖∂w⁺/∂z‖ < 1 near the equilibrium, for every plant in the set) "
-            f"fails down to radius {CORE_RADII[-1]:.3g} of the proposal: the loop is barely "
-            f"contracting there (linearised decrease factor {rate:.9g} for the nominal plant)"
+            f"the core test (‖∂w⁺/∂z‖ < 1 near the equilibrium, for every plant in the set, by "
+            f"cells and by the contraction LMI) fails down to radius {CORE_RADII[-1]:.3g} of "
+            f"the proposal: the loop is barely contracting there (linearised decrease factor "
+            f"{rate:.9g} for the nominal plant)"
         )
+    bound = core.worst if core_lambda is not None else bound
     r_in = core.radius - 2 * delta
     dec = largest_radius(loop, problem, "decrease", r_in=r_in, r_out=TARGET,
                          max_cells=max_cells - core.cells)
     if dec.radius <= core.radius:  # the annulus adds nothing: the core alone
         dec = PassResult(core.radius, 0.0, dec.cells, dec.failed_at, dec.exhausted, dec.where)
     region = Region(frame.P, dec.radius, core.radius, r_in, bound, _rho(core, dec, frame),
-                    delta, core.cells + dec.cells)
+                    delta, core.cells + dec.cells, core_lambda)
     return region, dec, ""
+
+
+def _sdp_core(loop, x0: np.ndarray, P: np.ndarray, delta: float):
+    """The core by :func:`loop_sdp.core_multipliers` (radii :data:`CORE_RADII`): a pass result
+    whose ``worst`` is the ρ proved, and the multipliers; (None, None) when none holds."""
+    from certnet.verify import loop_sdp
+
+    for r in CORE_RADII:
+        try:
+            got = loop_sdp.core_multipliers(loop, x0, P, r)
+        except (TypeError, ValueError):  # GroupSort, or an LMI too large for the SDP route
+            return None, None
+        if got is not None and r > 4 * delta:
+            lam, rho = got
+            return PassResult(r, rho, 0, None, False), lam
+    return None, None
 
 
 def search(loop, x0: np.ndarray, r_eq: float, *, half: np.ndarray | None, grow: bool,
@@ -198,7 +223,17 @@ def recheck(loop, x0: np.ndarray, r_eq: float, region: dict, max_cells: int) -> 
             f"inconsistent stored radii (core {r0!r}, inner {r_in!r}, outer {R!r}, bound "
             f"{bound!r}, δ {delta:.3g}); the certificate was tampered with"
         )
-    core = prove(loop, problem, "core", r_in=0.0, r_out=r0, bound=bound, max_cells=max_cells)
+    if region.get("core_lambda") is not None:
+        from certnet.verify import loop_sdp
+
+        rho_c = loop_sdp.verify_core(loop, x0, P, r0, np.asarray(region["core_lambda"],
+                                                                 dtype=np.float64))
+        if rho_c > bound * (1 + 1e-12):
+            raise CertificateError("the core's contraction LMI proves less than stored")
+        core = PassResult(r0, rho_c, 0, None, False)
+    else:
+        core = prove(loop, problem, "core", r_in=0.0, r_out=r0, bound=bound,
+                     max_cells=max_cells)
     dec = PassResult(r0, 0.0, 0, None, False) if R <= r0 else prove(
         loop, problem, "decrease", r_in=r_in, r_out=R, max_cells=max_cells)
     return _rho(core, dec, frame)
