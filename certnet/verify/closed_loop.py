@@ -291,7 +291,7 @@ def _by_sdp(loop, x0, r_eq, half, P, seed, solver):
             "not asymptotically stable, so no region of attraction exists to certify")
     if P is None:
         shapes = ShapeSearch(loop, x0, A, _search_start(loop, half), seed=seed)
-        proposal = shapes.propose(grow=half is None)
+        proposal = shapes.propose(grow=half is None, refine=False)
         P = proposal.P if proposal is not None else np.linalg.inv(np.diag(
             _search_start(loop, half) ** 2))
     shape = np.sqrt(np.diag(np.linalg.inv(P)))

@@ -183,7 +183,7 @@ def _by_sdp(loop: ClosedLoop, x0, r_eq, Bd, Cy, energy, solver):
         shapes.append(np.sqrt(np.diag(np.linalg.inv((X + X.T) / 2)) * g_lin**2 * energy))
     except (np.linalg.LinAlgError, ValueError):
         pass
-    proposal = ShapeSearch(loop, x0, A, lc.default_half(loop)).propose()
+    proposal = ShapeSearch(loop, x0, A, lc.default_half(loop)).propose(refine=False)
     if proposal is not None:
         shapes.append(np.sqrt(np.diag(np.linalg.inv(proposal.P))))
     best, log = None, []

@@ -72,11 +72,16 @@ _EPS = 2.0**-52  # one ulp relative: |x|·2⁻⁵² ≥ ulp(x) for every normal 
 _TINY = 5e-324  # the smallest subnormal: one ulp at 0
 
 
+_MAX = 1.7976931348623157e308  # the largest float64
+
+
 def _moved(x, ulps: int, sign: float) -> np.ndarray:
-    # |x| is capped at the largest float so that ±inf (and only it) stays where it is
-    d = np.minimum(np.abs(x), 1.7976931348623157e308) * (sign * ulps * _EPS)
+    # |x| is capped at the largest float so that ±inf stays where it is; a lower end of +inf
+    # (an overflowed finite result) becomes the largest float, an upper end of −inf its negative
+    d = np.minimum(np.abs(x), _MAX) * (sign * ulps * _EPS)
     d += sign * ulps * _TINY
-    return x + d
+    x = x + d
+    return np.minimum(x, _MAX) if sign < 0 else np.maximum(x, -_MAX)
 
 
 def down(x: np.ndarray, ulps: int = 1) -> np.ndarray:
@@ -109,7 +114,7 @@ def sub(a, b):
 
 def mul(a, b):
     """[a] · [b] (the four endpoint products)."""
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         p = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
     p = [np.where(np.isnan(q), 0.0, q) for q in p]  # 0 · inf: 0 · (any finite) = 0
     lo = np.minimum(np.minimum(p[0], p[1]), np.minimum(p[2], p[3]))
@@ -134,8 +139,8 @@ def scale(f, d):
 def recip(a, what: str = "a division"):
     """1 / [a]; unbounded where 0 ∈ [a]."""
     lo, hi = a
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = down(1.0 / hi), up(1.0 / lo)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = _clean(down(1.0 / hi), up(1.0 / lo))  # an overflowed end becomes unbounded
     return _undefined((lo <= 0) & (hi >= 0), *r, f"{what} by an interval that contains 0")
 
 

@@ -193,11 +193,13 @@ class ShapeSearch:
         L = np.linalg.cholesky(P)
         self.add(np.linalg.solve(L.T, u.T).T)
 
-    def propose(self, starts: list[np.ndarray] | None = None, *, grow: bool = True
-                ) -> Proposal | None:
+    def propose(self, starts: list[np.ndarray] | None = None, *, grow: bool = True,
+                refine: bool = True) -> Proposal | None:
         """The best shaped ellipsoid (module docstring), or None when none has a positive
         sampled level. ``grow=False`` re-shapes ``starts`` on the samples taken so far (plus
-        new ones inside the ellipsoid) without enlarging the box."""
+        new ones inside the ellipsoid) without enlarging the box; ``refine=False`` skips
+        Nelder–Mead and the inside samples (the best candidate at its sampled level: enough
+        where only the ellipsoid's shape is used, as by the contraction SDP)."""
         import control
 
         n = self.n
@@ -212,7 +214,7 @@ class ShapeSearch:
                     control.dlyap(self.A.T, np.diag(1.0 / self.half**2)))]
             # shape only the most promising start (Nelder–Mead is the costly part)
             P0 = max(cands, key=lambda Q: _volume(Q, self._capped(Q)))
-            P, c = self.shape(P0)
+            P, c = self.shape(P0) if refine else (P0, self._capped(P0))
             if _volume(P, c) <= 0:
                 return None
             best = (P, c)
@@ -220,7 +222,7 @@ class ShapeSearch:
                 break
             self.half = self.half * 2.0
         P, c = best
-        for _ in range(REFINE):
+        for _ in range(REFINE if refine else 0):
             self.inside(P, c)
             c_new = self._capped(P)
             if c_new >= 0.98 * c:

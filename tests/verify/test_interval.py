@@ -83,6 +83,19 @@ def test_products_and_sums_contain_the_exact_result():
                for i in range(3) for j in range(5))
 
 
+def test_overflow_leaves_lower_ends_finite():
+    # a finite real above the largest float: its lower end must stay finite, else a later
+    # multiplication by a tiny factor would give a lower bound of +inf (unsound)
+    big = iv.mul((np.array([1e300]), np.array([2e300])), (np.array([1e300]), np.array([1e300])))
+    inv = iv.recip((np.array([1e-310]), np.array([2e-310])))
+    neg = iv.mul((np.array([-2e300]), np.array([-1e300])), (np.array([1e300]), np.array([1e300])))
+    for lo, hi in (big, inv):
+        assert np.isfinite(lo[0]) and hi[0] == np.inf
+    assert neg[0][0] == -np.inf and np.isfinite(neg[1][0])
+    lo, hi = iv.mul(big, (np.array([1e-300]), np.array([1e-300])))
+    assert lo[0] <= 1e300 and hi[0] == np.inf
+
+
 def test_undefined_operations_are_unbounded_and_named():
     iv.unbounded(clear=True)
     lo, hi = iv.recip((np.array([-1.0, 1.0]), np.array([1.0, 2.0])))
