@@ -87,7 +87,8 @@ def closed_loop(
         certificate.
     x_eq : array_like (n,), optional
         Where to look for the loop's equilibrium (default ``plant.x_eq``); the fixed point
-        found near it is proved (Krawczyk).
+        found near it is proved (Krawczyk; for a bias-free ReLU-type network switching at
+        x = 0, by positive homogeneity with the region's core: ``data["equilibrium_proof"]``).
     observation : "auto", "state", "plant" or callable
         What the network reads (see :class:`~certnet.verify.loop_model.ClosedLoop`).
     dt : float, optional
@@ -170,13 +171,13 @@ def closed_loop(
     half = lc.half_widths(region, n)
     ext_box = lc.state_box(extend, n)
     P = _matrix(P, n)
-    x0, lo, hi, r_eq = lc.equilibrium(loop, x_eq)
     if strategy == "auto":
         strategy = "cells" if n <= _CELLS_UP_TO else "sdp"
-    data = {"x_eq": x0, "equilibrium_box": [lo, hi], "loop": lc.describe(loop, observation),
-            "strategy": strategy}
+    x0, lo, hi, r_eq, proof = lc.equilibrium(loop, x_eq, kink=strategy == "cells")
+    data = {"x_eq": x0, "equilibrium_box": [lo, hi], "equilibrium_proof": proof,
+            "loop": lc.describe(loop, observation), "strategy": strategy}
     if strategy == "cells":
-        found = _by_cells(loop, x0, r_eq, half, P, max_cells, seed)
+        found = _by_cells(loop, x0, r_eq, half, P, max_cells, seed, proof == "homogeneous")
     else:
         found = _by_sdp(loop, x0, r_eq, half, P, seed, solver)
     method_name, value, fields, reason = found
@@ -224,9 +225,10 @@ def _search_start(loop: ClosedLoop, half: np.ndarray | None) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ by cells
-def _by_cells(loop, x0, r_eq, half, P, max_cells, seed):
+def _by_cells(loop, x0, r_eq, half, P, max_cells, seed, kink=False):
     best, log = loop_stability.search(loop, x0, r_eq, half=_search_start(loop, half),
-                                      grow=half is None, P=P, max_cells=max_cells, seed=seed)
+                                      grow=half is None, P=P, max_cells=max_cells, seed=seed,
+                                      kink=kink)
     fields = {"search": log, "max_cells": max_cells}
     if best is None:
         tried = f" (tried: {len(log['attempts'])} proposal(s))" if log.get("attempts") else ""
@@ -239,6 +241,9 @@ def _by_cells(loop, x0, r_eq, half, P, max_cells, seed):
         "r_in": best.r_in,
         "core_bound": best.core_bound,
         "core_lambda": best.core_lambda,
+        "core_kind": best.core_kind,
+        "core_eps": best.core_eps,
+        "cover": best.cover,
         "roa_volume": best.volume,
         "cells": best.cells,
     })

@@ -121,7 +121,7 @@ def l2_gain(
     t0 = time.perf_counter()
     loop = lc.make_loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs)
     n = loop.n
-    x0, lo, hi, r_eq = lc.equilibrium(loop, x_eq)
+    x0, lo, hi, r_eq, _ = lc.equilibrium(loop, x_eq)
     half = lc.default_half(loop)
     Bd = _channel(disturbance, "input", lambda: _input_matrix(loop, x0, half), (n, None),
                   "disturbance")

@@ -256,16 +256,16 @@ def _core_score(box, T: np.ndarray) -> np.ndarray:
 
 
 def _run(loop, problem: Problem, kind: str, r_in: float, r_out: float, bound: float,
-         max_cells: int, fixed: bool) -> PassResult:
+         max_cells: int, fixed: bool, cover: float | None = None) -> PassResult:
     """One pass (see the module docstring); ``kind`` is "core" or "decrease". In the core,
     a cell passes when sup ‖(∂w⁺/∂z)T‖₂ ≤ ``bound``; in the decrease test when h < 0 (on the
     cells meeting r_in ≤ |w|). With ``fixed`` the radius may not shrink: a failure raises
-    CertificateError."""
+    CertificateError. The first grid covers |w| ≤ ``cover`` (default r_out)."""
     frame = problem.frame
     n = len(frame.x0)
     deltas = problem.deltas()
     shrink = (1 - frame.eta) * (1 - 1e-12)  # |w| ≥ (1 − η)|z|
-    cover = r_out / shrink + 1e-300
+    cover = max(r_out, cover or 0.0) / shrink + 1e-300
     lo, hi = _grid(n, cover)
     floor = MIN_ABS * cover
     heap: list = []
@@ -301,7 +301,8 @@ def _run(loop, problem: Problem, kind: str, r_in: float, r_out: float, bound: fl
         else:
             hup = _decrease(box, centre, rad, deltas)
             ok = hup < 0
-            score = np.where(ok, 1.0 + hup / np.maximum(iv.down(near * near), 1e-300), np.inf)
+            # V(x⁺)/V(x) ≤ 1 + h/V(x) ≤ 1 + h/sup V on the cell, as h < 0 there
+            score = np.where(ok, iv.up(1.0 + iv.up(hup / iv.up(far * far))), np.inf)
             relevant = (far >= r_in) & (near <= radius)
         ok |= ~relevant
         small = rad.max(axis=1) <= np.maximum(MIN_SIZE * np.maximum(near, r_in), floor)
@@ -342,10 +343,12 @@ def largest_radius(loop, problem: Problem, kind: str, *, r_in: float = 0.0,
 
 
 def prove(loop, problem: Problem, kind: str, *, r_in: float, r_out: float,
-          bound: float = 1.0, max_cells: int = MAX_CELLS) -> PassResult:
+          bound: float = 1.0, max_cells: int = MAX_CELLS, cover: float | None = None
+          ) -> PassResult:
     """Re-prove that the ``kind`` test holds on every cell meeting {r_in ≤ |w| ≤ r_out};
-    raises CertificateError otherwise."""
-    return _run(loop, problem, kind, r_in, r_out, bound, max_cells, fixed=True)
+    raises CertificateError otherwise. ``cover``: the ``r_out`` of the search that found
+    r_out, so that the cells (and the worst ratio over them) are the search's."""
+    return _run(loop, problem, kind, r_in, r_out, bound, max_cells, fixed=True, cover=cover)
 
 
 def ellipsoid_volume(P: np.ndarray, radius: float = 1.0) -> float:

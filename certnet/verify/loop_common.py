@@ -113,10 +113,32 @@ def _check_probe(loop: ClosedLoop, data: dict) -> None:
         )
 
 
-def equilibrium(loop: ClosedLoop, x_eq: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(x̂, lo, hi, r_eq): the proved fixed point's box and its radius."""
-    x0, lo, hi = loop.equilibrium(x_eq)
-    return x0, lo, hi, _radius(x0, lo, hi)
+def equilibrium(loop: ClosedLoop, x_eq: Any, *, kink: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
+    """(x̂, lo, hi, r_eq, proof): the fixed point's box, its radius and how it is proved —
+    ``"krawczyk"`` (proved here) or, with ``kink`` and a network switching at x̂ that is
+    positively homogeneous, ``"homogeneous"`` (the box x̂ ± R_EQ, proved by the region's core:
+    :mod:`certnet.verify.loop_kink`)."""
+    from certnet.verify import loop_kink
+    from certnet.verify.loop_model import EquilibriumError
+
+    try:
+        x0, lo, hi = loop.equilibrium(x_eq)
+        proof = "krawczyk"
+    except EquilibriumError as e:
+        x0 = getattr(e, "point", None)
+        if not (kink and getattr(e, "kink", False)):
+            raise
+        why = loop_kink.not_homogeneous(loop, x0)
+        if why:
+            raise EquilibriumError(
+                f"{e}; nor by positive homogeneity: {why}. What to do: a network whose "
+                "neurons do not all switch at the equilibrium (biases, or a smooth "
+                "activation), or a bias-free ReLU/leaky-ReLU/GroupSort network reading the "
+                "state (or a linear function of it) at x = 0") from None
+        lo, hi = loop_kink.fixed_point_box(x0)
+        proof = "homogeneous"
+    return x0, lo, hi, _radius(x0, lo, hi), proof
 
 
 def loop_for_check(cert: Certificate, stack, context: dict) -> ClosedLoop:
@@ -142,8 +164,27 @@ def loop_for_check(cert: Certificate, stack, context: dict) -> ClosedLoop:
     _check_probe(loop, cert.data)
     x0 = np.asarray(cert.data["x_eq"], dtype=np.float64)
     lo, hi = (np.asarray(v, dtype=np.float64) for v in cert.data["equilibrium_box"])
-    loop.prove_fixed_point(x0, lo, hi)
+    if cert.data.get("equilibrium_proof", "krawczyk") == "homogeneous":
+        _homogeneous_box(loop, cert, x0, lo, hi)
+    else:
+        loop.prove_fixed_point(x0, lo, hi)
     return loop
+
+
+def _homogeneous_box(loop: ClosedLoop, cert: Certificate, x0, lo, hi) -> None:
+    """A box whose fixed point the region's homogeneous core proves: it must be the a priori
+    box of a loop that is homogeneous at x̂, and the core must be the homogeneous one."""
+    from certnet.verify import loop_kink
+
+    why = loop_kink.not_homogeneous(loop, x0)
+    want = loop_kink.fixed_point_box(x0)
+    if why or cert.data.get("core_kind") != "homogeneous" or not (
+            np.array_equal(lo, want[0]) and np.array_equal(hi, want[1])):
+        raise CertificateError(
+            "the certificate says its fixed point is proved by a homogeneous core, but "
+            + (f"this loop is not homogeneous at x_eq ({why})" if why else
+               "its core or equilibrium box is not that proof's") +
+            "; it was made for another loop or tampered with")
 
 
 def stored_r_eq(cert: Certificate) -> float:

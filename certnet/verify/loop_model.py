@@ -155,6 +155,10 @@ def _midrad_stack(weights, biases, acts, y: Jet) -> Jet:
     return Jet(lo, hi, np.swapaxes(dlo, -1, -2), np.swapaxes(dhi, -1, -2))
 
 
+def _identity(x):
+    return x
+
+
 def _clip(x, lo: np.ndarray, hi: np.ndarray):
     if np.all(np.isinf(lo)) and np.all(np.isinf(hi)):
         return x
@@ -213,6 +217,9 @@ class ClosedLoop:
             raise ValueError(f"the network outputs {d_out} values but the plant has {self.m} "
                              f"inputs {list(p.input_names)}")
         self.observation = self._observation(observation, d_in)
+        #: "state" when the network reads the state itself, else "plant" or "callable"
+        self.observation_kind = ("callable" if callable(observation) else
+                                 "state" if self.observation is _identity else "plant")
         self.weights = [np.asarray(w) for w in self.stack.folded_weights()]
         self.biases = [np.asarray(b) for b in self.stack.folded_biases()]
         self.u_lo, self.u_hi = np.asarray(p.u_min, float), np.asarray(p.u_max, float)
@@ -284,7 +291,7 @@ class ClosedLoop:
             if d_in != self.n:
                 raise ValueError(f"the network reads {d_in} inputs but the plant has "
                                  f"{self.n} states")
-            return lambda x: x
+            return _identity
         if observation == "auto":
             raise ValueError(
                 f"the network reads {d_in} inputs, but the plant has {self.n} states "
@@ -354,6 +361,23 @@ class ClosedLoop:
                 spec = self.stack.activations[k]
                 h = _ACT[spec.name](h, spec.kwargs)
         return h
+
+    def plant_jacobians(self, x_lo: np.ndarray, x_hi: np.ndarray, u_lo: np.ndarray,
+                        u_hi: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """Enclosures of ∂F/∂x (n, n) and ∂F/∂u (n, m) over the box X × U, x and u
+        independent (the exact flow's for continuous plants; every parameter value)."""
+        n, m = self.n, self.m
+        eye = np.eye(n + m)
+        X = Jet(x_lo[None], x_hi[None], eye[None, :n], eye[None, :n])
+        U = Jet(u_lo[None], u_hi[None], eye[None, n:], eye[None, n:])
+        if self.continuous:
+            from certnet.verify.ode import flow_jacobian
+
+            out = flow_jacobian(self, X, U)
+        else:
+            out = as_jet(self.bounded_plant.update(X, U))
+        d = (out.dlo[0], out.dhi[0])
+        return (d[0][:, :n], d[1][:, :n]), (d[0][:, n:], d[1][:, n:])
 
     def control_jet(self, x: Jet) -> Jet:
         """g ⊙ sat(π(h(x))) over a box of states (g the uncertain gain, or 1)."""
@@ -493,11 +517,13 @@ class ClosedLoop:
                "every neuron switching there) and does not contract for every slope of the kink"
                if kink else "the linearised loop has an eigenvalue at or near 1 there, so it is "
                "not asymptotically stable at that point")
-        raise EquilibriumError(
+        err = EquilibriumError(
             f"the closed-loop fixed point near {x.tolist()} could not be proved isolated (the "
             f"Krawczyk test failed up to a 1e-6 box, and so did a contraction proof){moved}: "
-            f"{why}; certnet cannot certify a region around it"
+            f"{why}; certnet cannot certify a region around it this way"
         )
+        err.point, err.kink = x, kink  # for callers with another proof (loop_kink)
+        raise err
 
     def _banach(self, x: np.ndarray):
         """The contraction-LMI proof of the fixed point (:func:`loop_sdp.fixed_point_box`),

@@ -94,7 +94,7 @@ def ranges(loop, lo: np.ndarray, hi: np.ndarray) -> dict:
         gain = loop.input_gain
         prod = iv.mul((a_lo, a_hi), gain)
         a_lo, a_hi = prod
-    Jx, Ju = _plant_jacobians(loop, lo, hi, a_lo, a_hi)
+    Jx, Ju = loop.plant_jacobians(lo, hi, a_lo, a_hi)
     finite = [H, *layers, sat, Jx, Ju]
     if not all(np.all(np.isfinite(p[0])) and np.all(np.isfinite(p[1])) for p in finite):
         raise CertificateError("a slope range is unbounded on the box (a singularity or an "
@@ -124,22 +124,6 @@ def _clip_slope(lo, hi, u_lo, u_hi):
     s_lo = np.where(inside, 1.0, 0.0)
     s_hi = np.where(outside, 0.0, 1.0)
     return s_lo, s_hi
-
-
-def _plant_jacobians(loop, lo, hi, a_lo, a_hi):
-    """∂F/∂x and ∂F/∂u over X × U (the exact flow's for continuous plants)."""
-    n, m = loop.n, loop.m
-    eye = np.eye(n + m)
-    X = Jet(lo[None], hi[None], eye[None, :n], eye[None, :n])
-    U = Jet(a_lo[None], a_hi[None], eye[None, n:], eye[None, n:])
-    if loop.continuous:
-        from certnet.verify.ode import flow_jacobian
-
-        out = flow_jacobian(loop, X, U)
-    else:
-        out = as_jet(loop.bounded_plant.update(X, U))
-    d = (out.dlo[0], out.dhi[0])
-    return (d[0][:, :n], d[1][:, :n]), (d[0][:, n:], d[1][:, n:])
 
 
 # ------------------------------------------------------------------ the structured LMI

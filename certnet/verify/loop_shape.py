@@ -112,10 +112,15 @@ class ShapeSearch:
         Half-widths of the first sampling box (default 1 per state).
     seed : int
         Seed of every random sample.
+    rate : callable, optional
+        P ↦ V's decrease factor near x̄ that shaping may not lose more than half of (default
+        the linearised loop's, :func:`contraction`; a loop with a kink there passes its own).
     """
 
-    def __init__(self, loop, x_eq: np.ndarray, A: np.ndarray, half=None, *, seed: int = 0):
+    def __init__(self, loop, x_eq: np.ndarray, A: np.ndarray, half=None, *, seed: int = 0,
+                 rate=None):
         self.loop, self.x_eq, self.A = loop, np.asarray(x_eq, dtype=np.float64), A
+        self.rate = rate or (lambda P: contraction(P, A))
         self.n = len(self.x_eq)
         self.half = np.ones(self.n) if half is None else np.asarray(half, dtype=np.float64)
         self.rng = np.random.default_rng(seed)
@@ -159,12 +164,12 @@ class ShapeSearch:
         from scipy.optimize import minimize
 
         n = self.n
-        rho_max = 0.5 * (1.0 + contraction(P0, self.A))
+        rho_max = 0.5 * (1.0 + self.rate(P0))
 
         def cost(p):
             P = _matrix(p, n)
             try:
-                if not contraction(P, self.A) <= rho_max:
+                if not self.rate(P) <= rho_max:
                     return 1e300
             except np.linalg.LinAlgError:
                 return 1e300

@@ -8,6 +8,12 @@ x̄ (|x̄ − x̂| ≤ r_eq, :meth:`ClosedLoop.equilibrium`),
 * **annulus**: on every cell meeting r_in ≤ |w| ≤ R, r_in = r₀ − 2δ (δ ≥ |Lᵀ(x̄ − x̂)|),
   V_x̄(G(x)) < V_x̄(x).
 
+When the network switches every neuron at x̂ (a bias-free ReLU network), no Jacobian bound can
+hold there; the core is then proved by positive homogeneity instead (:mod:`loop_kink`:
+|w⁺| ≤ ρ_h|w| + ε on |w| ≤ r₀, ε ≈ 1e-300, so "converges to x̄" reads "converges into a ball of
+radius ε/(1 − ρ_h) holding a fixed point"), and the shapes start from the P that makes V decrease
+in every sampled direction at the kink.
+
 Then every trajectory starting in S = {|w − w̄| ≤ R − δ} ⊂ {|w| ≤ R} stays in S (V_x̄
 decreases), V_x̄ falls by a fixed amount per step while |w| ≥ r_in (the annulus is compact and
 each cell's bound is strictly negative), so it enters the ball {|w − w̄| ≤ r₀ − δ}, which is
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from certnet.errors import CertificateError
+from certnet.verify import loop_kink
 from certnet.verify.loop_bnb import (
     MAX_CELLS,
     Frame,
@@ -74,6 +81,13 @@ class Region:
     core_lambda : ndarray or None
         The contraction LMI's multipliers when the core was proved by it (then ``core_bound``
         is the ρ it proves) rather than by cells.
+    core_kind : {"jacobian", "lmi", "homogeneous"}
+        How the core was proved: ‖∂w⁺/∂z‖ by cells, the contraction LMI, or positive
+        homogeneity (:mod:`certnet.verify.loop_kink`; then ``core_bound`` is ρ_h).
+    core_eps : float
+        ε of a homogeneous core (|w⁺| ≤ ρ_h|w| + ε there), else 0.
+    cover : float
+        The radius the annulus search started from (its first grid; a re-check uses it too).
     """
 
     P_frame: np.ndarray
@@ -85,6 +99,9 @@ class Region:
     delta: float
     cells: int
     core_lambda: np.ndarray | None = None
+    core_kind: str = "jacobian"
+    core_eps: float = 0.0
+    cover: float = TARGET
 
     @property
     def P(self) -> np.ndarray:
@@ -96,19 +113,31 @@ class Region:
         return ellipsoid_volume(self.P)
 
 
-def _rho(core: PassResult, dec: PassResult, frame: Frame) -> float:
-    rc = core.worst / (1.0 - frame.eta)
+def _rho(core: PassResult, dec: PassResult, frame: Frame, kind: str = "jacobian") -> float:
+    rc = core.worst if kind == "homogeneous" else core.worst / (1.0 - frame.eta)
     return math.sqrt(max(rc * rc, dec.worst)) * (1 + 1e-12)
 
 
+def _kink_core(loop, frame: Frame, budget: int) -> tuple[PassResult | None, float]:
+    """The homogeneous core at the largest radius of :data:`CORE_RADII` that holds."""
+    for r in CORE_RADII:
+        kc = loop_kink.core(loop, frame, r, max_cells=budget)
+        if kc is not None:
+            return PassResult(r, kc.rho, kc.cells, None, False), kc.eps
+    return None, 0.0
+
+
 def _prove_shape(loop, P: np.ndarray, x0: np.ndarray, r_eq: float, A: np.ndarray,
-                 max_cells: int) -> tuple[Region | None, PassResult | None, str]:
+                 max_cells: int, kink: bool = False
+                 ) -> tuple[Region | None, PassResult | None, str]:
     """Core then annulus for one proposal; (region, annulus result, reason if none)."""
     frame = Frame.of(x0, P)
     problem = Problem.stability(frame, r_eq)
     delta = problem.deltas()[0]
     rate = contraction(P, A)
     core, budget = None, int(CORE_SHARE * max_cells)
+    if kink:
+        return _prove_kinked(loop, frame, problem, delta, max_cells)
     for bound in (0.5 * (1.0 + rate), 1.0 - (1.0 - rate) / 16, 1.0 - 1e-9):
         for r in CORE_RADII:
             core = largest_radius(loop, problem, "core", r_out=r, bound=bound, max_cells=budget)
@@ -129,13 +158,36 @@ def _prove_shape(loop, P: np.ndarray, x0: np.ndarray, r_eq: float, A: np.ndarray
         )
     bound = core.worst if core_lambda is not None else bound
     r_in = core.radius - 2 * delta
+    dec = _annulus(loop, problem, core, r_in, max_cells)
+    kind = "jacobian" if core_lambda is None else "lmi"
+    region = Region(frame.P, dec.radius, core.radius, r_in, bound, _rho(core, dec, frame),
+                    delta, core.cells + dec.cells, core_lambda, kind)
+    return region, dec, ""
+
+
+def _prove_kinked(loop, frame: Frame, problem: Problem, delta: float, max_cells: int):
+    """:func:`_prove_shape` for a loop with a homogeneous kink at x̂."""
+    core, eps = _kink_core(loop, frame, int(CORE_SHARE * max_cells))
+    if core is None:
+        return None, None, (
+            f"the homogeneous core test (V(x⁺) ≤ qV(x), q < 1, on a sphere around the kink at "
+            f"the equilibrium, then scaled) fails down to radius {CORE_RADII[-1]:.3g} of the "
+            "proposal")
+    r_in = core.radius - 2 * delta
+    dec = _annulus(loop, problem, core, r_in, max_cells)
+    region = Region(frame.P, dec.radius, core.radius, r_in, core.worst,
+                    _rho(core, dec, frame, "homogeneous"), delta, core.cells + dec.cells,
+                    None, "homogeneous", eps)
+    return region, dec, ""
+
+
+def _annulus(loop, problem: Problem, core: PassResult, r_in: float, max_cells: int
+             ) -> PassResult:
     dec = largest_radius(loop, problem, "decrease", r_in=r_in, r_out=TARGET,
                          max_cells=max_cells - core.cells)
     if dec.radius <= core.radius:  # the annulus adds nothing: the core alone
         dec = PassResult(core.radius, 0.0, dec.cells, dec.failed_at, dec.exhausted, dec.where)
-    region = Region(frame.P, dec.radius, core.radius, r_in, bound, _rho(core, dec, frame),
-                    delta, core.cells + dec.cells, core_lambda)
-    return region, dec, ""
+    return dec
 
 
 def _sdp_core(loop, x0: np.ndarray, P: np.ndarray, delta: float):
@@ -155,30 +207,43 @@ def _sdp_core(loop, x0: np.ndarray, P: np.ndarray, delta: float):
 
 
 def search(loop, x0: np.ndarray, r_eq: float, *, half: np.ndarray | None, grow: bool,
-           P: np.ndarray | None = None, max_cells: int = MAX_CELLS, seed: int = 0
-           ) -> tuple[Region | None, dict]:
-    """Propose and prove (module docstring). Returns the best region (or None) and a log."""
-    A = loop.jacobian(x0)
+           P: np.ndarray | None = None, max_cells: int = MAX_CELLS, seed: int = 0,
+           kink: bool = False) -> tuple[Region | None, dict]:
+    """Propose and prove (module docstring). Returns the best region (or None) and a log.
+    With ``kink`` (a homogeneous kink at x̂) the core is :mod:`loop_kink`'s and the shapes
+    start from a describing linear map instead of ∂G/∂x."""
+    homog = loop_kink.Homogeneous(loop, x0, np.ones(len(x0)) if half is None else half,
+                                  seed) if kink else None
+    A = homog.A if kink else loop.jacobian(x0)
     rate = linear_rate(A)
     log: dict = {"spectral_radius": rate, "attempts": []}
     if not rate < 1:
+        what = ("a linear fit of the loop at its kink" if kink else
+                "the linearised loop at the equilibrium")
         log["reason"] = (
-            f"the linearised loop at the equilibrium has spectral radius {rate:.9g} ≥ 1 "
-            f"(eigenvalues {np.round(np.linalg.eigvals(A), 6).tolist()}): it is not "
-            "asymptotically stable, so no region of attraction exists to certify"
+            f"{what} has spectral radius {rate:.9g} ≥ 1 (eigenvalues "
+            f"{np.round(np.linalg.eigvals(A), 6).tolist()}): it is not asymptotically "
+            "stable, so no region of attraction exists to certify"
         )
         return None, log
-    shapes = ShapeSearch(loop, x0, A, half, seed=seed)
+    starts = [] if P is None else [np.asarray(P, dtype=np.float64)]
+    if kink:  # V must decrease in every direction at the kink: start from the best such P
+        import control
+
+        lyap = control.dlyap(A.T, np.eye(len(x0)))
+        starts.append(homog.best_shape(starts[0] if starts else (lyap + lyap.T) / 2))
+        log["kink_rate"] = homog.rate(starts[-1])
+    shapes = ShapeSearch(loop, x0, A, half, seed=seed, rate=homog.rate if kink else None)
     if P is not None:
-        proposal = shapes.propose([np.asarray(P, dtype=np.float64)], grow=False)
+        proposal = shapes.propose(starts, grow=False)
     else:
-        proposal = shapes.propose(grow=grow)
+        proposal = shapes.propose(starts, grow=grow)
     if proposal is None:
         log["reason"] = "no quadratic V decreases on the sampled states around the equilibrium"
         return None, log
     best, reason = None, ""
     for attempt in range(2):
-        region, dec, reason = _prove_shape(loop, proposal.P, x0, r_eq, A, max_cells)
+        region, dec, reason = _prove_shape(loop, proposal.P, x0, r_eq, A, max_cells, kink)
         log["attempts"].append({
             "proposed_volume": proposal.volume, "samples": proposal.samples,
             "box": proposal.box.tolist(),
@@ -223,7 +288,14 @@ def recheck(loop, x0: np.ndarray, r_eq: float, region: dict, max_cells: int) -> 
             f"inconsistent stored radii (core {r0!r}, inner {r_in!r}, outer {R!r}, bound "
             f"{bound!r}, δ {delta:.3g}); the certificate was tampered with"
         )
-    if region.get("core_lambda") is not None:
+    kind = region.get("core_kind", "jacobian")
+    if kind == "homogeneous":
+        kc = loop_kink.core(loop, frame, r0, max_cells=max_cells, fixed=True)
+        lo, hi = loop_kink.fixed_point_box(x0)
+        if kc.rho > bound * (1 + 1e-12) or not loop_kink.ball_inside_box(frame, kc, lo, hi):
+            raise CertificateError("the homogeneous core proves less than stored")
+        core = PassResult(r0, kc.rho, kc.cells, None, False)
+    elif region.get("core_lambda") is not None:
         from certnet.verify import loop_sdp
 
         rho_c = loop_sdp.verify_core(loop, x0, P, r0, np.asarray(region["core_lambda"],
@@ -235,8 +307,9 @@ def recheck(loop, x0: np.ndarray, r_eq: float, region: dict, max_cells: int) -> 
         core = prove(loop, problem, "core", r_in=0.0, r_out=r0, bound=bound,
                      max_cells=max_cells)
     dec = PassResult(r0, 0.0, 0, None, False) if R <= r0 else prove(
-        loop, problem, "decrease", r_in=r_in, r_out=R, max_cells=max_cells)
-    return _rho(core, dec, frame)
+        loop, problem, "decrease", r_in=r_in, r_out=R, max_cells=max_cells,
+        cover=float(region.get("cover", R)))
+    return _rho(core, dec, frame, kind)
 
 
 def region_matrix(region: dict, r_eq: float) -> np.ndarray:

@@ -157,6 +157,47 @@ def test_a_singularity_away_from_the_equilibrium_bounds_the_region_instead_of_fa
     _stays_and_converges(loop.step, cert, _inside_samples(cert, 1000), 800)
 
 
+def _relu_net(K, width=6, seed=0, skew=0.3):
+    """A bias-free ReLU net, π(x) = −K A⁺((1 + s) relu(Ax) − (1 − s) relu(−Ax)): every neuron
+    switches at x = 0, and the gain differs on each side of each switching line."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(width, K.shape[1]))
+    G = -K @ np.linalg.pinv(A)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2 * width, bias=False), torch.nn.ReLU(),
+                              torch.nn.Linear(2 * width, 1, bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.as_tensor(np.vstack([A, -A])))
+        net[2].weight.copy_(torch.as_tensor(np.hstack([(1 + skew) * G, -(1 - skew) * G])))
+    return net
+
+
+def test_a_relu_network_switching_at_the_equilibrium_is_certified_by_homogeneity():
+    net = _relu_net(dlqr_gain(PEND, np.diag([1.0, 0.1]), np.array([[1.0]])))
+    cert = closed_loop(SAT, net, max_cells=40_000)
+    assert cert.certified and cert.data["equilibrium_proof"] == "homogeneous"
+    assert cert.data["core_kind"] == "homogeneous" and cert.data["roa_volume"] > 1.0
+    assert cert.check(net, plant=SAT) <= cert.value
+    loop = cn.verify.ClosedLoop(SAT, net)
+    _stays_and_converges(loop.step, cert, _inside_samples(cert, 1000), 1500)
+    for key, value in (("equilibrium_proof", "krawczyk"), ("core_kind", "jacobian"),
+                       ("core_bound", 0.5)):
+        d = cert.to_dict()
+        d["data"][key] = value
+        with pytest.raises(CertificateError):
+            cn.verify.Certificate.from_dict(d).check(net, plant=SAT)
+    biased = _relu_net(dlqr_gain(PEND, np.diag([1.0, 0.1]), np.array([[1.0]])))
+    with torch.no_grad():
+        biased[0].bias = torch.nn.Parameter(torch.zeros(12, dtype=torch.float64))
+    d = cert.to_dict()  # the same weights with a (zero) bias are the same function
+    assert cn.verify.Certificate.from_dict(d).check(biased, plant=SAT) <= cert.value
+
+
+def test_a_kink_at_the_equilibrium_that_is_not_homogeneous_is_refused_by_name():
+    net = _relu_net(dlqr_gain(PEND, np.diag([1.0, 0.1]), np.array([[1.0]])))
+    with pytest.raises(EquilibriumError, match="homogeneity: the network.s input is not proved"):
+        closed_loop(SAT, net, observation=lambda x: torch.sin(x), max_cells=40_000)
+
+
 def test_parameter_ranges_and_an_uncertain_actuator_hold_for_every_plant_in_the_set(pend_net):
     cert = closed_loop(SAT, pend_net, parameters={"mass": (0.1425, 0.1575)},
                        input_gain=(0.95, 1.05), max_cells=40_000)
