@@ -193,7 +193,9 @@ def write_report(
     if (out / "closed_loop_certificate.json").is_file():
         lines.append(
             "- `closed_loop_certificate.json` — the closed-loop certificate; "
-            "`Certificate.load(p).check()` re-proves it from the weights stored in it"
+            "`Certificate.load(p).check(net, plant=plant)` re-proves it on the controller and "
+            "the plant it is about (or `certnet verify controller.safetensors --check "
+            "closed_loop_certificate.json`)"
         )
     lines.append("")
     path = out / "report.md"

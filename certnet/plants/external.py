@@ -322,18 +322,26 @@ def as_plant(system: Any, dt: float | None = None, **kwargs: Any) -> Plant:
     """
     import control
 
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if isinstance(system, Plant):
         if dt is not None and not np.isclose(dt, system.dt):
             raise ValueError(f"the plant samples at dt={system.dt}, not {dt}; build it with "
                              f"dt={dt}")
+        if kwargs:
+            raise TypeError(
+                f"a {type(system).__name__} carries its own settings, so {sorted(kwargs)} "
+                f"would be ignored; build the plant with them (e.g. "
+                f"{type(system).__name__}(..., {next(iter(kwargs))}=...)) instead")
         return system
     if isinstance(system, control.StateSpace):
         from certnet.plants.lti import LTI
 
-        limits = {k: kwargs.pop(k) for k in ("u_min", "u_max") if kwargs.get(k) is not None}
-        plant = LTI(system, dt, **limits, **{k: v for k, v in kwargs.items()
-                                              if k in ("Q", "R", "reset_bound")})
-        return plant
+        known = ("u_min", "u_max", "Q", "R", "reset_bound", "input_saturation")
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise TypeError(f"a control.StateSpace plant takes {list(known)}, not {unknown} "
+                            "(its equilibrium is the origin)")
+        return LTI(system, dt, **kwargs)
     if isinstance(system, control.NonlinearIOSystem):
         return IOSystemPlant(system, dt, **kwargs)
     if callable(system):

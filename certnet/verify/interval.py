@@ -39,6 +39,11 @@ def unbounded(clear: bool = False) -> list[str]:
     return out
 
 
+def note_unbounded(what: str) -> None:
+    """Record that ``what`` gave an unbounded result (for :func:`unbounded`)."""
+    _UNBOUNDED.add(what)
+
+
 def _undefined(mask: np.ndarray, lo: np.ndarray, hi: np.ndarray, what: str):
     if np.any(mask):
         _UNBOUNDED.add(what)
@@ -48,6 +53,7 @@ def _undefined(mask: np.ndarray, lo: np.ndarray, hi: np.ndarray, what: str):
 
 __all__ = [
     "unbounded",
+    "note_unbounded",
     "down",
     "up",
     "add",

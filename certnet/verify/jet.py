@@ -58,6 +58,14 @@ class Decision:
     def __invert__(self) -> Decision:
         return Decision(self.false, self.true)
 
+    def all(self, dim=None) -> Decision:
+        """Holds everywhere when it holds for every element (``dim``: along that axis)."""
+        return Decision(np.all(self.true, axis=dim), np.any(self.false, axis=dim))
+
+    def any(self, dim=None) -> Decision:
+        """Holds everywhere when one element holds everywhere (a sufficient test)."""
+        return Decision(np.any(self.true, axis=dim), np.all(self.false, axis=dim))
+
     def __and__(self, other: Decision) -> Decision:
         return Decision(self.true & other.true, self.false | other.false)
 
@@ -499,6 +507,10 @@ def where(cond, a, b) -> Jet:
     shape = np.broadcast_shapes(a.shape, b.shape, cond.true.shape)
     t = np.broadcast_to(cond.true, shape)
     f = np.broadcast_to(cond.false, shape)
+    if not np.all(t | f):
+        iv.note_unbounded("torch.where on a condition that switches inside the region (a "
+                          "jump unless both sides agree there; write it with torch.clamp, "
+                          "torch.maximum or a smooth function if it is continuous)")
     lo = np.where(t, a.lo, np.where(f, b.lo, -np.inf))
     hi = np.where(t, a.hi, np.where(f, b.hi, np.inf))
     k = _k(a, b)

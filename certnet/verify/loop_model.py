@@ -510,16 +510,24 @@ class ClosedLoop:
         box = self._banach(x)
         if box is not None:
             return (x, *box)
-        moved = " (or it moves with the parameters)" if self.parameters else ""
+        uncertain = bool(self.parameters) or self.input_gain is not None
         _, box = self.enclose(np.zeros((1, self.n)), np.zeros((1, self.n)), x, np.eye(self.n))
         kink = bool(np.any(box.dhi - box.dlo > 1e-9 * (1 + np.abs(box.dhi))))
-        why = ("the loop map has a kink at that point (e.g. a ReLU network without biases, "
-               "every neuron switching there) and does not contract for every slope of the kink"
-               if kink else "the linearised loop has an eigenvalue at or near 1 there, so it is "
-               "not asymptotically stable at that point")
+        if uncertain:
+            why = ("the fixed point moves with the parameter ranges or the uncertain input gain "
+                   "(a gain g on a nonzero equilibrium input u* shifts it), or the loop does "
+                   "not contract for every plant of the set there; narrow the ranges, or "
+                   "certify the nominal loop")
+        elif kink:
+            why = ("the loop map has a kink at that point (e.g. a ReLU network without biases, "
+                   "every neuron switching there) and does not contract for every slope of "
+                   "the kink")
+        else:
+            why = ("the linearised loop has an eigenvalue at or near 1 there, so it is not "
+                   "asymptotically stable at that point")
         err = EquilibriumError(
             f"the closed-loop fixed point near {x.tolist()} could not be proved isolated (the "
-            f"Krawczyk test failed up to a 1e-6 box, and so did a contraction proof){moved}: "
+            f"Krawczyk test failed up to a 1e-6 box, and so did a contraction proof): "
             f"{why}; certnet cannot certify a region around it this way"
         )
         err.point, err.kink = x, kink  # for callers with another proof (loop_kink)

@@ -13,7 +13,8 @@ this module may be a heuristic, but a deterministic one (fixed seeds, fixed budg
    {V ≤ c(P)} is ∝ c^{n/2}/√det P. The best candidate is improved by Nelder–Mead over the
    log-Cholesky factor of P (a fixed number of evaluations), keeping V's decrease on the
    linearised loop at least half that of the candidate it started from; the box is doubled
-   while the best ellipsoid is limited by the box rather than by failing samples.
+   while the best ellipsoid nearly touches it (its level ≥ :data:`BOX_BINDS` of the box's:
+   failing samples that close to the box say little about what lies beyond it).
 3. The winner is checked by samples drawn uniformly inside {V ≤ 1.2 c} (where a thin region
    of failing states is far more likely to be hit than in the whole box) and re-shaped with
    them, until they find nothing new. :meth:`ShapeSearch.add` takes further failing states
@@ -35,6 +36,7 @@ __all__ = ["Proposal", "ShapeSearch", "linear_rate", "contraction"]
 SAMPLES = 2048  #: box samples per state dimension and box size
 INSIDE = 4096  #: samples per state dimension inside the proposed ellipsoid, per round
 GROW = 3  #: doublings of the sampling box at most
+BOX_BINDS = 0.75  #: the box is doubled while the sampled level is above this share of the box's
 REFINE = 4  #: rounds of samples inside the ellipsoid at most
 NM_EVALS = 120  #: Nelder–Mead evaluations per parameter of P
 
@@ -223,7 +225,7 @@ class ShapeSearch:
             if _volume(P, c) <= 0:
                 return None
             best = (P, c)
-            if not (grow and c >= _box_level(P, self.half) * (1 - 1e-9)):
+            if not (grow and c >= BOX_BINDS * _box_level(P, self.half)):
                 break
             self.half = self.half * 2.0
         P, c = best

@@ -91,11 +91,18 @@ def test_numpy_callbacks_run_on_jets_through_the_column_convention():
 
 
 def test_undecided_branches_become_unbounded_and_python_branching_is_refused():
+    from certnet.verify import interval as iv
+
     x = Jet.box(np.array([[-1.0], [0.5]]), np.array([[1.0], [1.0]]))
+    iv.unbounded(clear=True)
     y = torch.where(x > 0, x, torch.zeros_like(x))
     assert np.isinf(y.lo[0, 0]) and y.lo[1, 0] == 0.5  # row 0 straddles the branch
+    assert any("torch.where" in s for s in iv.unbounded(clear=True))  # named in BoundErrors
     with pytest.raises(UnsupportedOperation, match="torch.where"):
         bool(x[0] > 0)
+    assert bool((x[1] > 0).all()) and not bool((x[1] < 0).any())  # decided: fine
+    with pytest.raises(UnsupportedOperation, match="torch.where"):
+        bool((x > 0).all())  # row 0 undecided, row 1 true: the conjunction is undecided
     with pytest.raises(UnsupportedOperation, match="Python float"):
         float(x[0, 0])
 
