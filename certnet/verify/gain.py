@@ -40,23 +40,18 @@ def _channel(spec, name: str, default, shape, what: str) -> np.ndarray:
 
 def _input_matrix(loop: ClosedLoop, x0: np.ndarray, half: np.ndarray) -> np.ndarray:
     """B with F(x, u + d) = F(x, u) + B d on the box x0 ± half and every input: the plant must
-    be affine in its input there (checked on its jets)."""
-    from certnet.verify.jet import Jet
-
-    n, m = loop.n, loop.m
+    be affine in its input there, for every parameter value (checked on its jets; for a
+    continuous plant on its exact flow, which is affine in u only for a linear plant)."""
     lo, hi = loop.u_lo, loop.u_hi
     u_lo = np.where(np.isfinite(lo), lo, -1e6) - 1.0
     u_hi = np.where(np.isfinite(hi), hi, 1e6) + 1.0
-    eye = np.eye(n + m)
-    x = Jet((x0 - half)[None], (x0 + half)[None], eye[None, :n], eye[None, :n])
-    u = Jet(u_lo[None], u_hi[None], eye[None, n:], eye[None, n:])
-    out = loop.plant.update(x, u)
-    dlo, dhi = out.dlo[0, :, n:], out.dhi[0, :, n:]
+    _, (dlo, dhi) = loop.plant_jacobians(x0 - half, x0 + half, u_lo, u_hi)
     scale = 1.0 + np.abs(dhi).max()
     if not np.all(np.isfinite(dlo)) or not np.all(dhi - dlo <= 1e-12 * scale):
         raise ValueError(
-            "the plant is not affine in its input on the region (∂F/∂u varies there), so an "
-            "input disturbance does not enter as B d; pass disturbance= a matrix B_d (n, q) "
+            "the plant is not affine in its input on the region (∂F/∂u varies there, or with "
+            "the parameter ranges), so an input disturbance does not enter as B d; pass "
+            "disturbance= a matrix B_d (n, q) "
             "for an additive state disturbance x⁺ = G(x) + B_d d"
         )
     return 0.5 * dlo + 0.5 * dhi
@@ -129,7 +124,8 @@ def l2_gain(
     if strategy == "auto":
         strategy = "cells" if n <= 2 else "sdp"
     data = {"x_eq": x0, "equilibrium_box": [lo, hi], "loop": lc.describe(loop, observation),
-            "energy": float(energy), "Bd": Bd, "Cy": Cy, "strategy": strategy}
+            "energy": float(energy), "Bd": Bd, "Cy": Cy, "strategy": strategy,
+            "disturbance": "input" if isinstance(disturbance, str) else "matrix"}
     if strategy == "cells":
         best, log = loop_gain.search(loop, x0, r_eq, Bd, Cy, float(energy), max_cells=max_cells)
         method = "dissipation-bnb"
@@ -153,6 +149,12 @@ def l2_gain(
     data.update({k: best[k] for k in keys})
     if method == "dissipation-sdp":
         data["box"] = [best["lo"], best["hi"]]
+    if data["disturbance"] == "input":
+        try:
+            _check_input_channel(loop, data, x0)
+        except CertificateError as e:
+            return Certificate(value=math.inf, certified=False, reason=str(e), data=data,
+                               solver=solver_info, **common)
     data["probe"] = lc.probe(loop, x0, scale)
     return Certificate(value=best["gamma"] * (1 + 1e-12), certified=True, data=data,
                        solver=solver_info, **common)
@@ -196,10 +198,32 @@ def _by_sdp(loop: ClosedLoop, x0, r_eq, Bd, Cy, energy, solver):
     return best, log
 
 
+def _check_input_channel(loop: ClosedLoop, d: dict, x0: np.ndarray) -> None:
+    """An input disturbance enters as the stored B_d on every state the proof covers (the
+    box of {V ≤ γ²e}, or the SDP's box): F is affine in u there with that ∂F/∂u."""
+    if "box" in d:
+        lo, hi = (np.asarray(v, dtype=np.float64) for v in d["box"])
+        half = np.maximum(np.abs(lo - x0), np.abs(hi - x0))
+    else:
+        P = np.asarray(d["P"], dtype=np.float64)
+        half = np.sqrt(np.diag(np.linalg.inv(P))) * float(d["gamma"]) * math.sqrt(
+            float(d["energy"])) * (1 + 1e-6)
+    try:
+        B = _input_matrix(loop, x0, half)
+    except ValueError as e:
+        raise CertificateError(f"on the states the gain proof covers, {e}") from None
+    Bd = np.asarray(d["Bd"], dtype=np.float64).reshape(B.shape)
+    if not np.all(np.abs(B - Bd) <= 1e-12 * (1.0 + np.abs(B).max())):
+        raise CertificateError("the stored B_d is not the plant's input matrix ∂F/∂u; the "
+                               "certificate was tampered with or made for another plant")
+
+
 def _check_l2(cert: Certificate, stack, **context) -> float:
     loop = lc.loop_for_check(cert, stack, context)
     d = cert.data
     x0 = np.asarray(d["x_eq"], dtype=np.float64)
+    if d.get("disturbance", "input") == "input":
+        _check_input_channel(loop, d, x0)
     if cert.method == "dissipation-sdp":
         lo, hi = (np.asarray(v, dtype=np.float64) for v in d["box"])
         return loop_sdp.verify_gain(loop, x0, lo, hi, cert.array("P"), cert.array("lam"),

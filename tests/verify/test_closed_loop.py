@@ -238,6 +238,10 @@ def test_l2_gain_is_above_every_ascended_disturbance(pend_net):
     e = 0.05
     cert = l2_gain(SAT, pend_net, energy=e, max_cells=40_000)
     assert cert.certified and cert.check(pend_net, plant=SAT) <= cert.value
+    d = cert.to_dict()
+    d["data"]["Bd"] = (0.5 * np.asarray(d["data"]["Bd"])).tolist()  # a weaker disturbance
+    with pytest.raises(CertificateError, match="input matrix"):
+        cn.verify.Certificate.from_dict(d).check(pend_net, plant=SAT)
     loop = cn.verify.ClosedLoop(SAT, pend_net)
     Bd = torch.as_tensor(cert.array("Bd"))
     x0 = torch.as_tensor(cert.array("x_eq"))
@@ -340,3 +344,17 @@ def test_four_state_loops_use_the_contraction_sdp_and_re_prove_it():
     gain = l2_gain(sys, net, energy=0.05, u_min=-2.0, u_max=2.0)
     assert gain.certified and gain.method == "dissipation-sdp"
     assert gain.check(net, plant=plant) <= gain.value
+
+
+def test_an_input_disturbance_on_a_continuous_plant_enters_through_its_exact_zoh_matrix():
+    A, B = np.array([[0.0, 1.0], [-2.0, -0.5]]), np.array([[0.0], [1.0]])
+    sys = control.nlsys(lambda t, x, u, p: A @ x + B @ u, None, states=2, inputs=1)
+    net = feedback_net(np.array([[0.5, 0.5]]), width=8)
+    gain = l2_gain(sys, net, dt=0.1, energy=0.01, max_cells=20_000)
+    exact = control.c2d(control.ss(A, B, np.eye(2), 0), 0.1).B  # ∫₀ᵗ e^{Aτ} dτ B, not RK4's
+    assert gain.certified and np.allclose(gain.array("Bd"), exact, rtol=1e-13, atol=1e-16)
+    assert gain.check(net, plant=cn.plants.as_plant(sys, dt=0.1)) <= gain.value
+    pend = control.nlsys(lambda t, x, u, p: np.array([x[1], 9.81 * np.sin(x[0]) + u[0]]), None,
+                         states=2, inputs=1)  # its flow is not affine in u: refused, with why
+    with pytest.raises(ValueError, match="not affine in its input"):
+        l2_gain(pend, net, dt=0.1, energy=0.01)
