@@ -22,6 +22,7 @@ from certnet.verify.loop_plot import (  # noqa: E402
     coverage,
     empirical_basin,
     plot_region,
+    region_samples,
     region_slice,
 )
 
@@ -36,13 +37,8 @@ def sampled_check(loop: Any, cert: Any, count: int, steps: int, seed: int = 0) -
     """Fraction of ``count`` states of the certified region (half on its boundary, half
     uniform inside) whose trajectories on the real loop stay in it and end within 1e-3 of x*
     (a sample, not a proof)."""
-    rng = np.random.default_rng(seed)
     P, x0 = cert.array("P"), cert.array("x_eq")
-    n = len(x0)
-    u = rng.standard_normal((count, n))
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    r = np.concatenate([np.ones(count // 2), rng.uniform(0, 1, count - count // 2) ** (1 / n)])
-    x = x0 + np.linalg.solve(np.linalg.cholesky(P).T, (u * r[:, None]).T).T
+    x = region_samples(cert, count, seed)
     inside = np.ones(count, dtype=bool)
     xt = torch.as_tensor(x)
     with torch.no_grad(), flush_subnormals():

@@ -11,7 +11,20 @@ import numpy as np
 from certnet.verify.certificate import Certificate
 from certnet.verify.loop_model import ClosedLoop
 
-__all__ = ["empirical_basin", "region_slice", "plot_region", "certified_mask", "coverage"]
+__all__ = ["empirical_basin", "region_samples", "region_slice", "plot_region", "certified_mask",
+           "coverage"]
+
+
+def region_samples(cert: Certificate, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` states of a certificate's region {δxᵀPδx ≤ 1} (count, n): half on its
+    boundary, half uniform inside (for sampled checks of the real loop)."""
+    rng = np.random.default_rng(seed)
+    P, x0 = cert.array("P"), cert.array("x_eq")
+    n = len(x0)
+    u = rng.standard_normal((count, n))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    r = np.concatenate([np.ones(count // 2), rng.uniform(0, 1, count - count // 2) ** (1 / n)])
+    return x0 + np.linalg.solve(np.linalg.cholesky(P).T, (u * r[:, None]).T).T
 
 
 def empirical_basin(loop: ClosedLoop, x_eq: np.ndarray, box: Any, *, plane=(0, 1),

@@ -225,6 +225,33 @@ def structure(loop, rng: dict, Bd: np.ndarray | None = None):
 
 
 # ------------------------------------------------------------------ solve and verify
+def _inside_box(P, half: np.ndarray) -> list:
+    """cvxpy constraints putting {xᵀPx ≤ 1} inside the box |x_j| ≤ half_j: (P⁻¹)_jj ≤ half_j²,
+    as the Schur complements [[half_j², e_jᵀ], [e_j, P]] ⪰ 0 (with a 1e-6 margin)."""
+    import cvxpy as cp
+
+    n = len(half)
+    cons = []
+    for j in range(n):
+        e = np.zeros((n, 1))
+        e[j] = 1.0
+        M = cp.bmat([[np.array([[half[j] ** 2 * (1 - 1e-6)]]), e.T], [e, P]])
+        cons.append((M + M.T) / 2 >> 0)
+    return cons
+
+
+def _run_sdp(prob, solver: str) -> dict:
+    """Solve with the named solver; {"status", "time"} (a solver error is a status)."""
+    import cvxpy as cp
+
+    t0 = time.perf_counter()
+    try:
+        prob.solve(solver=solver)
+    except cp.error.SolverError as e:
+        return {"status": f"solver error: {e}", "time": time.perf_counter() - t0}
+    return {"status": prob.status, "time": time.perf_counter() - t0}
+
+
 def _solve(Xp, Ex, Q, Enu, box_half, solver: str):
     import cvxpy as cp
 
@@ -234,20 +261,10 @@ def _solve(Xp, Ex, Q, Enu, box_half, solver: str):
     lam = cp.Variable(C, nonneg=True)
     S = Q.T @ cp.diag(lam) @ Q - Enu.T @ cp.diag(lam) @ Enu if C else 0
     F = Xp.T @ P @ Xp - (1 - 1e-4) * (Ex.T @ P @ Ex) + S
-    cons = [(F + F.T) / 2 << -_MARGIN * np.eye(nz), P >> _MARGIN * np.eye(n)]
-    for j in range(n):  # the unit ellipsoid lies in the box: (P⁻¹)_jj ≤ h_j²
-        e = np.zeros((n, 1))
-        e[j] = 1.0
-        M = cp.bmat([[np.array([[box_half[j] ** 2 * (1 - 1e-6)]]), e.T], [e, P]])
-        cons.append((M + M.T) / 2 >> 0)
-    prob = cp.Problem(cp.Minimize(cp.trace(P @ np.diag(box_half**2))), cons)
-    t0 = time.perf_counter()
-    try:
-        prob.solve(solver=solver)
-    except cp.error.SolverError as e:
-        return {"status": f"solver error: {e}", "time": time.perf_counter() - t0}
-    out = {"status": prob.status, "time": time.perf_counter() - t0}
-    if prob.status == cp.OPTIMAL and P.value is not None:
+    cons = [(F + F.T) / 2 << -_MARGIN * np.eye(nz), P >> _MARGIN * np.eye(n),
+            *_inside_box(P, box_half)]  # the unit ellipsoid lies in the box
+    out = _run_sdp(cp.Problem(cp.Minimize(cp.trace(P @ np.diag(box_half**2))), cons), solver)
+    if out["status"] == cp.OPTIMAL and P.value is not None:
         out["P"] = (P.value + P.value.T) / 2
         out["lam"] = np.maximum(lam.value, 0.0) if C else np.zeros(0)
     return out
@@ -364,20 +381,10 @@ def _solve_gain(Xp, Ex, Q, Enu, Ed, Ey, half, energy, solver):
     h = cp.Variable(nonneg=True)
     S = Q.T @ cp.diag(lam) @ Q - Enu.T @ cp.diag(lam) @ Enu if C else 0
     F = Xp.T @ P @ Xp - Ex.T @ P @ Ex + S - Ed.T @ Ed + h * (Ey.T @ Ey)
-    cons = [(F + F.T) / 2 << -_MARGIN * np.eye(nz), P >> _MARGIN * np.eye(n)]
-    for j in range(n):  # {xᵀPx ≤ e} inside the box
-        e = np.zeros((n, 1))
-        e[j] = 1.0
-        M = cp.bmat([[np.array([[half[j] ** 2 * (1 - 1e-6)]]), e.T], [e, P / energy]])
-        cons.append((M + M.T) / 2 >> 0)
-    prob = cp.Problem(cp.Maximize(h), cons)
-    t0 = time.perf_counter()
-    try:
-        prob.solve(solver=solver)
-    except cp.error.SolverError as e:
-        return {"status": f"solver error: {e}", "time": time.perf_counter() - t0}
-    out = {"status": prob.status, "time": time.perf_counter() - t0}
-    if prob.status == cp.OPTIMAL and P.value is not None and h.value and h.value > 0:
+    cons = [(F + F.T) / 2 << -_MARGIN * np.eye(nz), P >> _MARGIN * np.eye(n),
+            *_inside_box(P / energy, half)]  # {xᵀPx ≤ e} inside the box
+    out = _run_sdp(cp.Problem(cp.Maximize(h), cons), solver)
+    if out["status"] == cp.OPTIMAL and P.value is not None and h.value and h.value > 0:
         out.update({"P": (P.value + P.value.T) / 2, "h": float(h.value),
                     "lam": np.maximum(lam.value, 0.0) if C else np.zeros(0)})
     return out
@@ -477,12 +484,9 @@ def _solve_fixed(Xp, Ex, Q, Enu, P, solver):
     t = cp.Variable()
     S = Q.T @ cp.diag(lam) @ Q - Enu.T @ cp.diag(lam) @ Enu if C else 0
     F = Xp.T @ P @ Xp - t * (Ex.T @ P @ Ex) + S
-    prob = cp.Problem(cp.Minimize(t), [(F + F.T) / 2 << -_MARGIN * np.eye(nz)])
-    try:
-        prob.solve(solver=solver)
-    except cp.error.SolverError:
-        return None
-    if prob.status != cp.OPTIMAL:
+    out = _run_sdp(cp.Problem(cp.Minimize(t), [(F + F.T) / 2 << -_MARGIN * np.eye(nz)]),
+                   solver)
+    if out["status"] != cp.OPTIMAL:
         return None
     return np.maximum(lam.value, 0.0) if C else np.zeros(0)
 

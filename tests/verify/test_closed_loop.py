@@ -12,6 +12,7 @@ import certnet as cn
 from certnet.errors import BoundError, CertificateError
 from certnet.verify import EquilibriumError, closed_loop, l2_gain
 from certnet.verify.loop_model import flush_subnormals
+from certnet.verify.loop_plot import region_samples
 from tests.verify.conftest import dlqr_gain, feedback_net
 
 PEND = cn.plants.InvertedPendulum()
@@ -29,15 +30,8 @@ def pend_cert(pend_net):
 
 
 def _inside_samples(cert, count, seed=0):
-    """≥ count states of the region: uniform inside and on its boundary."""
-    rng = np.random.default_rng(seed)
-    P, x0 = cert.array("P"), cert.array("x_eq")
-    n = len(x0)
-    u = rng.standard_normal((count, n))
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    r = np.concatenate([np.ones(count // 2), rng.uniform(0, 1, count - count // 2) ** (1 / n)])
-    L = np.linalg.cholesky(P)
-    return x0 + np.linalg.solve(L.T, (u * r[:, None]).T).T
+    """count states of the region: half on its boundary, half uniform inside."""
+    return region_samples(cert, count, seed)
 
 
 def _stays_and_converges(loop_step, cert, x, steps):
