@@ -233,6 +233,14 @@ def search(loop, x0: np.ndarray, r_eq: float, *, half: np.ndarray | None, grow: 
         lyap = control.dlyap(A.T, np.eye(len(x0)))
         starts.append(homog.best_shape(starts[0] if starts else (lyap + lyap.T) / 2))
         log["kink_rate"] = homog.rate(starts[-1])
+        if not log["kink_rate"] < 1:
+            log["reason"] = (
+                "no quadratic V found decreases in every direction at the kink (the best "
+                f"sampled one-step factor is {log['kink_rate']:.6g} ≥ 1): the piecewise-linear "
+                "loop there has no common quadratic Lyapunov function certnet could find "
+                "(one may need several steps or a piecewise quadratic V, which certnet does "
+                "not search)")
+            return None, log
     shapes = ShapeSearch(loop, x0, A, half, seed=seed, rate=homog.rate if kink else None)
     if P is not None:
         proposal = shapes.propose(starts, grow=False)
