@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -85,68 +86,130 @@ _ACT = {
 }
 
 
-def _relu_range(a):
-    return np.maximum(a[0], 0.0), np.maximum(a[1], 0.0)
+def _relu_both(a, slopes: bool):
+    lo, hi = np.maximum(a[0], 0.0), np.maximum(a[1], 0.0)
+    if not slopes:
+        return lo, hi, None, None
+    return lo, hi, np.where(a[0] > 0, 1.0, 0.0), np.where(a[1] < 0, 0.0, 1.0)
 
 
-def _relu_slope(a):
-    return np.where(a[0] > 0, 1.0, 0.0), np.where(a[1] < 0, 0.0, 1.0)
+def _identity_both(a, slopes: bool):
+    one = np.ones_like(a[0]) if slopes else None
+    return a[0], a[1], one, one
 
 
-#: Activations the fused network path handles: name → (range, slope range) of an interval.
+def _tanh_both(a, slopes: bool):
+    """tanh's range (two ulps outward, as :data:`iv.FUNCTIONS`) and, from the same two
+    evaluations, its slope range 1 − tanh² at the points nearest to and farthest from 0 (with
+    the ±1e-15 of :data:`iv.DERIVATIVES`; tanh is odd)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        tl, th = np.tanh(a[0]), np.tanh(a[1])
+    lo, hi = np.maximum(iv.down(tl, 2), -1.0), np.minimum(iv.up(th, 2), 1.0)
+    if not slopes:
+        return lo, hi, None, None
+    al, ah = np.abs(tl), np.abs(th)
+    t_near = np.where((a[0] <= 0) & (a[1] >= 0), 0.0, np.minimum(al, ah))
+    t_far = np.maximum(al, ah)
+    return (lo, hi, np.clip(1.0 - t_far * t_far - 1e-15, 0.0, 1.0),
+            np.clip(1.0 - t_near * t_near + 1e-15, 0.0, 1.0))
+
+
+def _lib_both(name: str):
+    def both(a, slopes: bool):
+        lo, hi = iv.FUNCTIONS[name](a)
+        if not slopes:
+            return lo, hi, None, None
+        return (lo, hi, *iv.DERIVATIVES[name](a))
+
+    return both
+
+
+#: Activations the fused network path handles: name → (a, slopes?) ↦ range and slope range.
 _MIDRAD = {
-    "identity": (lambda a: a, lambda a: (np.ones_like(a[0]), np.ones_like(a[0]))),
-    "tanh": (iv.FUNCTIONS["tanh"], iv.DERIVATIVES["tanh"]),
-    "sigmoid": (iv.FUNCTIONS["sigmoid"], iv.DERIVATIVES["sigmoid"]),
-    "relu": (_relu_range, _relu_slope),
+    "identity": _identity_both,
+    "tanh": _tanh_both,
+    "sigmoid": _lib_both("sigmoid"),
+    "relu": _relu_both,
 }
 
 
-def _midrad_stack(weights, biases, acts, y: Jet) -> Jet:
+@dataclass(frozen=True)
+class _Layer:
+    """One affine layer's constants for :func:`_midrad_stack`."""
+
+    wT: np.ndarray  # Wᵀ (in, out)
+    awT: np.ndarray  # |W|ᵀ
+    rows: np.ndarray  # Σ_j |W_ij| (out,)
+    c1: float  # (1 + γ)(1 + 8u): the factor on |W| r
+    c2: float  # γ (1 + 8u): the factor on the products' magnitudes
+    b: np.ndarray
+    cb: np.ndarray  # c2 |b| + 1e-300
+
+    @classmethod
+    def of(cls, w: np.ndarray, b: np.ndarray) -> _Layer:
+        U = iv.U
+        n = w.shape[1] + 2
+        gam = n * U / (1 - n * U)
+        c2 = gam * (1 + 8 * U) * (1 + 4 * U)  # (the constants' own rounding, generously)
+        return cls(np.ascontiguousarray(w.T), np.ascontiguousarray(np.abs(w).T),
+                   np.abs(w).sum(1), (1 + gam) * (1 + 8 * U) * (1 + 4 * U), c2, b,
+                   c2 * np.abs(b) + 1e-300)
+
+
+def _affine(L: _Layer, m, r, dm, dr):
+    """v = W h + b on (m, r) and (dm, dr): m ↦ W m + b, r ↦ |W| r + γ (max|m| Σ_j|W_ij| + |b|
+    + |W| r), inflated by 1 + 8u, plus 8u |W m| for the midpoint's rounding."""
+    U8 = 8 * iv.U
+    vm = m @ L.wT + L.b
+    vr = r @ L.awT
+    vr *= L.c1
+    vr += np.abs(m).max(axis=-1, keepdims=True) * (L.c2 * L.rows)
+    vr += L.cb
+    vr += U8 * np.abs(vm)
+    if dm is None:
+        return vm, vr, None, None
+    shape = dm.shape[:-1] + (L.wT.shape[1],)
+    dvm = (dm.reshape(-1, L.wT.shape[0]) @ L.wT).reshape(shape)  # one GEMM, not B small ones
+    dvr = (dr.reshape(-1, L.wT.shape[0]) @ L.awT).reshape(shape)
+    dvr *= L.c1
+    dvr += np.abs(dm).max(axis=-1, keepdims=True) * (L.c2 * L.rows)
+    dvr += 1e-300
+    dvr += U8 * np.abs(dvm)
+    return vm, vr, dvm, dvr
+
+
+def _midrad_stack(layers, acts, y: Jet) -> Jet:
     """The network on a jet in midpoint–radius form, fused per layer.
 
-    Values (m, r) and derivatives (dm, dr) go through v = W h + b as m ↦ W m + b,
-    r ↦ |W| r + γ_n (max|m| Σ_j|W_ij| + |b| + |W| r), which bounds the round-off of both
-    products; every radius is then inflated by 1 + 8u and the midpoint's own rounding is added
-    to it, so no separate outward rounding of each operation is needed. Activations take the
-    exact range of their interval and the range of their slope (chain rule
-    dh = s dv with s ∈ [s_lo, s_hi])."""
-    U = iv.U
+    Values (m, r) and derivatives (dm, dr) go through v = W h + b (:func:`_affine`), which
+    bounds the round-off of both products; every radius is inflated by 1 + 8u and the
+    midpoint's own rounding is added to it, so no separate outward rounding of each operation
+    is needed. Activations take the exact range of their interval and the range of their slope
+    (chain rule dh = s dv with s ∈ [s_lo, s_hi])."""
+    U8 = 8 * iv.U
     m, r = iv.midrad((y.lo, y.hi))
     dm = dr = None
     if y.dlo is not None:  # derivatives as (…, k, n): one matrix product per layer
         dm, dr = (np.ascontiguousarray(np.swapaxes(v, -1, -2)) for v in iv.midrad((y.dlo,
                                                                                   y.dhi)))
-    for k, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        aw = np.abs(w)
-        gam = (w.shape[1] + 2) * U / (1 - (w.shape[1] + 2) * U)
-        rows = aw.sum(1)
-        vm = m @ w.T + b
-        vr = r @ aw.T
-        vr = (vr + gam * (np.abs(m).max(axis=-1, keepdims=True) * rows + np.abs(b) + vr)) * (
-            1 + 8 * U) + 8 * U * np.abs(vm) + 1e-300
-        if dm is not None:
-            shape = dm.shape[:-1] + (w.shape[0],)
-            dvm = (dm.reshape(-1, w.shape[1]) @ w.T).reshape(shape)  # one GEMM, not B small ones
-            dvr = (dr.reshape(-1, w.shape[1]) @ aw.T).reshape(shape)
-            dvr = (dvr + gam * (np.abs(dm).max(axis=-1, keepdims=True) * rows + dvr)) * (
-                1 + 8 * U) + 8 * U * np.abs(dvm) + 1e-300
+    for k, L in enumerate(layers):
+        m, r, dm, dr = _affine(L, m, r, dm, dr)
         if k == len(acts):
-            m, r = vm, vr
-            if dm is not None:
-                dm, dr = dvm, dvr
             break
-        rng_fn, slope_fn = _MIDRAD[acts[k].name]
         with np.errstate(invalid="ignore", over="ignore"):
-            a = (vm - vr, vm + vr)
-            lo, hi = rng_fn(a)
+            lo, hi, s_lo, s_hi = _MIDRAD[acts[k].name]((m - r, m + r), dm is not None)
             m, r = iv.midrad((lo, hi))
             if dm is not None:
-                s_lo, s_hi = slope_fn(a)
                 sm, sr = 0.5 * s_lo + 0.5 * s_hi, 0.5 * (s_hi - s_lo)
-                dm_new = sm[..., None, :] * dvm
-                dr = (np.abs(sm)[..., None, :] * dvr + sr[..., None, :] * (np.abs(dvm) + dvr)) \
-                    * (1 + 8 * U) + 8 * U * np.abs(dm_new) + 1e-300
+                dm_new = sm[..., None, :] * dm
+                t = np.abs(dm)
+                t += dr
+                t *= sr[..., None, :]
+                dr *= np.abs(sm)[..., None, :]
+                dr += t
+                dr *= 1 + U8
+                dr += U8 * np.abs(dm_new)
+                dr += 1e-300
                 dm = dm_new
     lo, hi = iv.down(m - r), iv.up(m + r)
     if dm is None:
@@ -222,6 +285,7 @@ class ClosedLoop:
                                  "state" if self.observation is _identity else "plant")
         self.weights = [np.asarray(w) for w in self.stack.folded_weights()]
         self.biases = [np.asarray(b) for b in self.stack.folded_biases()]
+        self._layers = [_Layer.of(w, b) for w, b in zip(self.weights, self.biases, strict=True)]
         self.u_lo, self.u_hi = np.asarray(p.u_min, float), np.asarray(p.u_max, float)
         self.continuous = p.integrator == "exact"
         self._torch_acts = [a.module().double() for a in self.stack.activations]
@@ -353,7 +417,7 @@ class ClosedLoop:
         """π over a box of network inputs (:func:`_midrad_stack` when every activation has a
         closed-form range, else operation by operation)."""
         if all(a.name in _MIDRAD for a in self.stack.activations):
-            return _midrad_stack(self.weights, self.biases, self.stack.activations, y)
+            return _midrad_stack(self._layers, self.stack.activations, y)
         h = y
         for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = h @ w.T + b
