@@ -277,14 +277,18 @@ class SphereOptimizer(torch.optim.Optimizer):
         """
         self._state.pop("memory", None)
 
-    def _direction(self, gw, gb) -> Direction:
-        """The search direction from the gradients (reads the L-BFGS memory)."""
+    def _direction(self, gw, gb, *, pair_gradient=None) -> Direction:
+        """The search direction from the gradients (reads the L-BFGS memory; ``pair_gradient``
+        as for :func:`~certnet.optim.direction.search_direction`)."""
         memory = self._state.setdefault("memory", {})
-        return search_direction(self._layers, gw, gb, memory, self.direction)
+        return search_direction(
+            self._layers, gw, gb, memory, self.direction, pair_gradient=pair_gradient
+        )
 
-    def _record(self, eta: float) -> None:
-        """Tell the L-BFGS memory which step along the last direction was taken."""
-        record_step(self._state.setdefault("memory", {}), eta)
+    def _record(self, eta: float, *, gradient=None) -> None:
+        """Tell the L-BFGS memory which step along the last direction was taken (``gradient``
+        as for :func:`~certnet.optim.direction.record_step`)."""
+        record_step(self._state.setdefault("memory", {}), eta, gradient=gradient)
 
     @staticmethod
     def _eta_cap(d: Direction) -> float:
@@ -376,10 +380,30 @@ class SphereOptimizer(torch.optim.Optimizer):
                 lin.bias.add_(b, alpha=eta)
         return angles
 
-    def _value(self, closure: Closure) -> float:
+    def _slope(self, closure: Closure, saved: Sequence[torch.Tensor], d: Direction, eta: float):
+        """φ'(η) = ⟨∇loss(Γ(η)), Γ'(η)⟩ at the current weights Γ(η) (one gradient evaluation,
+        averaged over the processes), with Γ_k'(η) = cos θ_k D_k − (‖D_k‖/r_k) sin θ_k W_k,
+        θ_k = η‖D_k‖/r_k, for the points (W_k the start) and d_k for the biases."""
+        ev = evaluate(closure, self.param_groups[0]["params"])
+        grads = self._mean([g.detach() for g in ev.grads])
+        slope = 0.0
+        for lin, g, w, dw in zip(self._layers, grads, saved, d.dw, strict=False):
+            speed = float(norm(dw)) / lin.radius
+            theta = eta * speed
+            slope += math.cos(theta) * float(inner(g, dw))
+            slope -= speed * math.sin(theta) * float(inner(g, w))
+        biases = [b for b in d.db if b is not None]
+        for g, b in zip(grads[len(self._layers) :], biases, strict=True):
+            slope += float(inner(g, b))
+        return slope
+
+    def _value(self, closure: Closure, calls_backward: bool | None = None) -> float:
         """Loss at the current weights without gradient, averaged over the processes
-        (``inf`` if not finite)."""
-        v = loss_value(closure, calls_backward=self._calls_backward)
+        (``inf`` if not finite); ``calls_backward``: the closure's convention (default: that of
+        the last gradient evaluation)."""
+        if calls_backward is None:
+            calls_backward = self._calls_backward
+        v = loss_value(closure, calls_backward=calls_backward)
         (v,) = self._mean([torch.tensor(v, dtype=torch.float64)])
         v = float(v)
         return v if math.isfinite(v) else math.inf

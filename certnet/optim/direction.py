@@ -38,10 +38,17 @@ from dataclasses import dataclass
 
 import torch
 
-from certnet.geometry import inner, proju
 from certnet.nn.frobenius import FrobeniusLinear
 
-__all__ = ["Direction", "search_direction", "record_step", "DIRECTIONS", "MEMORY", "CURVATURE"]
+__all__ = [
+    "Direction",
+    "search_direction",
+    "record_step",
+    "angle_gradient",
+    "DIRECTIONS",
+    "MEMORY",
+    "CURVATURE",
+]
 
 #: The search directions MM and AutoNewton accept.
 DIRECTIONS = ("lbfgs", "gradient")
@@ -50,7 +57,7 @@ MEMORY = 10
 #: A curvature pair is kept while ⟨s, y⟩ > CURVATURE · ε(dtype) · ‖s‖ ‖y‖ (relative round-off).
 CURVATURE = 100.0
 
-Flat = list[torch.Tensor]  # U-parts of every layer, then the bias parts (angle coordinates)
+Flat = torch.Tensor  # 1-D: the U-parts of every layer, then the bias parts (float64 to combine)
 
 
 @dataclass
@@ -79,26 +86,42 @@ class Direction:
     pairs: int
 
 
-def _dot(a: Flat, b: Flat) -> float:
-    """Σ ⟨a_i, b_i⟩ accumulated in float64 (float32 parts are promoted before multiplying)."""
-    return sum(float(inner(u.double(), v.double())) for u, v in zip(a, b, strict=True))
+class _Layout:
+    """Where each layer's U-part sits in a flat vector, and the unit points U_k (float64)."""
+
+    def __init__(self, layers: Sequence[FrobeniusLinear]) -> None:
+        self.units = [(lin.point.detach() / lin.radius).reshape(-1).double() for lin in layers]
+        ends = torch.tensor([u.numel() for u in self.units]).cumsum(0).tolist()
+        self.segments = list(zip([0, *ends[:-1]], ends, strict=True))
+
+    def transport(self, v: torch.Tensor) -> torch.Tensor:
+        """Project the U-parts of ``v`` (one flat vector, or one per row) onto the tangent
+        spaces at the units (bias parts unchanged)."""
+        out = v.clone()
+        for (a, b), u in zip(self.segments, self.units, strict=True):
+            part = out[..., a:b]
+            part -= (part @ u)[..., None] * u
+        return out
 
 
-def _resolved(s: Flat, y: Flat) -> bool:
+def _resolved(s: Flat, y: Flat, eps: float) -> bool:
     """Whether the pair's curvature ⟨s, y⟩ is positive beyond round-off (see module notes)."""
-    eps = torch.finfo(s[0].dtype).eps
-    sy = _dot(s, y)
-    return math.isfinite(sy) and sy > CURVATURE * eps * math.sqrt(_dot(s, s) * _dot(y, y))
+    sy = float(torch.dot(s, y))
+    return math.isfinite(sy) and sy > CURVATURE * eps * float(s.norm() * y.norm())
 
 
-def _axpy(alpha: float, x: Flat, y: Flat) -> Flat:
-    return [v + alpha * u for u, v in zip(x, y, strict=True)]
-
-
-def _transport(units: Sequence[torch.Tensor], v: Flat) -> Flat:
-    """Project the U-parts onto the tangent spaces at ``units`` (bias parts unchanged)."""
-    n = len(units)
-    return [proju(u, p, 1.0) for u, p in zip(units, v[:n], strict=True)] + list(v[n:])
+def angle_gradient(
+    layers: Sequence[FrobeniusLinear],
+    gw: Sequence[torch.Tensor],
+    gb: Sequence[torch.Tensor | None],
+) -> Flat:
+    """ĝ = (r_k g_k …, r_k h_k …): the gradient in angle coordinates (points, then biases),
+    flattened into one float64 vector."""
+    parts = [lin.radius * g.reshape(-1) for lin, g in zip(layers, gw, strict=True)]
+    parts += [
+        lin.radius * h.reshape(-1) for lin, h in zip(layers, gb, strict=True) if h is not None
+    ]
+    return torch.cat(parts).double()
 
 
 def search_direction(
@@ -107,6 +130,8 @@ def search_direction(
     gb: Sequence[torch.Tensor | None],
     memory: dict,
     kind: str = "lbfgs",
+    *,
+    pair_gradient: Flat | None = None,
 ) -> Direction:
     """The next search direction, from the gradients and the L-BFGS ``memory``.
 
@@ -118,52 +143,66 @@ def search_direction(
         Riemannian gradients of the points and gradients of the biases (``None`` where a layer
         has no trainable bias).
     memory : dict
-        L-BFGS memory (``"s"``, ``"y"``: lists of pairs; ``"last"``: the previous step and
-        gradient), updated in place; empty at the first step or after a restart. It lives in
-        the optimiser state, so ``state_dict`` resumes exactly.
+        L-BFGS memory (``"s"``, ``"y"``: lists of pairs, each one flat vector in angle
+        coordinates, stored in the parameters' dtype and combined in float64; ``"last"``: the
+        previous step and gradient), updated in place; empty at the first step or after a
+        restart. It lives in the optimiser state, so ``state_dict`` resumes exactly.
     kind : {"lbfgs", "gradient"}
         ``"gradient"``: steepest descent in angle coordinates (no memory).
+    pair_gradient : Tensor, optional
+        The gradient at the current point, in angle coordinates (:func:`angle_gradient`), of
+        the data the last recorded step's start gradient was taken on; the new pair is
+        y = pair_gradient − 𝒯(that start gradient). Default: the current gradient (one
+        objective). :class:`~certnet.optim.StochasticMM` passes the gradient of the batch the
+        last step shares with this one, so that s and y describe one objective.
 
     Returns
     -------
     Direction
     """
-    units = [lin.point.detach() / lin.radius for lin in layers]
-    grad: Flat = [lin.radius * g for lin, g in zip(layers, gw, strict=True)]
-    grad += [lin.radius * h for lin, h in zip(layers, gb, strict=True) if h is not None]
-    pairs_s, pairs_y = memory.get("s", []), memory.get("y", [])
+    layout = _Layout(layers)
+    dtype = layers[0].point.dtype  # the memory is stored in it (load_state_dict casts to it)
+    eps = torch.finfo(dtype).eps
+    grad = angle_gradient(layers, gw, gb)
+    pairs_s = [v.double() for v in memory.get("s", [])]
+    pairs_y = [v.double() for v in memory.get("y", [])]
     if kind == "lbfgs" and "last" in memory:
-        step, old = memory.pop("last")
-        s, y = _transport(units, step), _axpy(-1.0, _transport(units, old), grad)
-        if _resolved(s, y):
+        step, old = (v.double() for v in memory.pop("last"))
+        now = grad if pair_gradient is None else pair_gradient
+        s, y = layout.transport(step), now - layout.transport(old)
+        if _resolved(s, y, eps):
             pairs_s, pairs_y = (pairs_s + [s])[-MEMORY:], (pairs_y + [y])[-MEMORY:]
-    moved = [
-        (_transport(units, s), _transport(units, y))
-        for s, y in zip(pairs_s, pairs_y, strict=True)
-    ]
-    moved = [(s, y) for s, y in moved if _resolved(s, y)]
-    pairs_s, pairs_y = [s for s, _ in moved], [y for _, y in moved]
-    q = list(grad)
+    if pairs_s:  # move every pair to the current tangent spaces at once, then re-check it
+        S, Yp = layout.transport(torch.stack(pairs_s)), layout.transport(torch.stack(pairs_y))
+        keep = [k for k in range(len(S)) if _resolved(S[k], Yp[k], eps)]
+        pairs_s, pairs_y = [S[k] for k in keep], [Yp[k] for k in keep]
+    q = grad.clone()
     alphas = []
     for s, y in zip(reversed(pairs_s), reversed(pairs_y), strict=True):
-        a = _dot(s, q) / _dot(s, y)
+        a = float(torch.dot(s, q) / torch.dot(s, y))
         alphas.append(a)
-        q = _axpy(-a, y, q)
+        q -= a * y
     if pairs_s:
-        gamma = _dot(pairs_s[-1], pairs_y[-1]) / _dot(pairs_y[-1], pairs_y[-1])
-        q = [gamma * v for v in q]
+        q *= float(torch.dot(pairs_s[-1], pairs_y[-1]) / torch.dot(pairs_y[-1], pairs_y[-1]))
     for s, y, a in zip(pairs_s, pairs_y, reversed(alphas), strict=True):
-        q = _axpy(a - _dot(y, q) / _dot(s, y), s, q)
-    step = [-v for v in q]
-    if pairs_s and not _dot(step, grad) < 0.0:  # not a descent direction: restart
-        pairs_s, pairs_y, step = [], [], [-v for v in grad]
+        q += (a - float(torch.dot(y, q) / torch.dot(s, y))) * s
+    step = -q
+    if pairs_s and not float(torch.dot(step, grad)) < 0.0:  # not a descent direction: restart
+        pairs_s, pairs_y, step = [], [], -grad
     if kind == "lbfgs":
-        memory["s"], memory["y"] = pairs_s, pairs_y
-    n = len(layers)
-    it = iter(step[n:])
-    parts = [(u, None if h is None else next(it)) for u, h in zip(step[:n], gb, strict=True)]
+        memory["s"] = [v.to(dtype) for v in pairs_s]
+        memory["y"] = [v.to(dtype) for v in pairs_y]
+    n_points = layout.segments[-1][1]
+    parts, start = [], n_points
+    for h in gb:
+        if h is None:
+            parts.append(None)
+        else:
+            parts.append(step[start : start + h.numel()])
+            start += h.numel()
     sizes = [
-        math.sqrt(float(inner(u, u)) + (0.0 if c is None else float(inner(c, c)))) for u, c in parts
+        math.sqrt(float(step[a:b].square().sum()) + (0.0 if c is None else float(c.square().sum())))
+        for (a, b), c in zip(layout.segments, parts, strict=True)
     ]
     total = sum(sizes)
     if total == 0.0 or not math.isfinite(total):
@@ -171,25 +210,27 @@ def search_direction(
         dw = [torch.zeros_like(g) for g in gw]
         return Direction(dw, [None if h is None else torch.zeros_like(h) for h in gb], 0.0, 0.0, 0)
     if kind == "lbfgs":
-        memory["pending"] = ([v / total for v in step], grad)
-    dw = [lin.radius * u / total for lin, (u, _) in zip(layers, parts, strict=True)]
-    db = [
-        None if c is None else lin.radius * c / total
-        for lin, (_, c) in zip(layers, parts, strict=True)
+        memory["pending"] = ((step / total).to(dtype), grad.to(dtype))
+    dw = [
+        (lin.radius / total * step[a:b]).reshape(lin.point.shape).to(lin.point.dtype)
+        for lin, (a, b) in zip(layers, layout.segments, strict=True)
     ]
-    slope = -sum(
-        float(inner(g, d)) + (0.0 if h is None else float(inner(h, e)))
-        for g, d, h, e in zip(gw, dw, gb, db, strict=True)
-    )
-    turn = max(float(inner(u, u)) ** 0.5 for u, _ in parts) / total
+    db = [
+        None if c is None else (lin.radius / total * c).to(lin.point.dtype)
+        for lin, c in zip(layers, parts, strict=True)
+    ]
+    slope = -float(torch.dot(grad, step)) / total
+    turn = max(float(step[a:b].norm()) for a, b in layout.segments) / total
     return Direction(dw, db, max(slope, 0.0), turn, len(pairs_s))
 
 
-def record_step(memory: dict, eta: float) -> None:
+def record_step(memory: dict, eta: float, *, gradient: Flat | None = None) -> None:
     """Tell the memory that the step η along the last direction was taken (η = 0: none was).
 
-    Stores the step s = η P̂ (angle coordinates) and the gradient it started from; the next
-    :func:`search_direction` turns them into the pair (s, y). A zero step drops the memory.
+    Stores the step s = η P̂ (angle coordinates) and the gradient it started from (or
+    ``gradient``, the start gradient of the data the next pair will be formed on, in angle
+    coordinates); the next :func:`search_direction` turns them into the pair (s, y). A zero
+    step drops the memory.
     """
     pending = memory.pop("pending", None)
     if pending is None:
@@ -198,4 +239,4 @@ def record_step(memory: dict, eta: float) -> None:
         memory.clear()
         return
     unit, grad = pending
-    memory["last"] = ([eta * v for v in unit], grad)
+    memory["last"] = (eta * unit, grad if gradient is None else gradient.to(grad.dtype))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 
 from certnet.nn.mlp import NormalizedMLP
 from certnet.optim.normalization import Normalization, as_data, normalize_data
+from certnet.optim.progress import STALLED, StallWarning, judge
 from certnet.optim.registry import build_optimizer, check_optimizer
 
 __all__ = ["History", "fit", "LOSSES"]
@@ -40,6 +42,14 @@ class History:
         The data scalings stored in the network.
     wall_time_s : float
         Time spent optimising, s.
+    initial_loss, final_loss : float
+        MSE on all the data before the first step and after the last, user units.
+    status : {"improving", "converged", "stalled"}
+        :data:`certnet.optim.progress.STATUSES`: still falling, stopped changing at working
+        precision, or no progress at all (then ``fit`` also warns with a
+        :class:`~certnet.optim.progress.StallWarning`).
+    reason : str
+        Why, in one sentence (for "stalled": the likely causes and what to do).
     """
 
     loss: list[float] = field(default_factory=list)
@@ -50,6 +60,10 @@ class History:
     epoch_loss: list[float] = field(default_factory=list)
     normalization: Normalization | None = None
     wall_time_s: float = 0.0
+    initial_loss: float = float("nan")
+    final_loss: float = float("nan")
+    status: str = ""
+    reason: str = ""
 
 
 def fit(
@@ -82,13 +96,17 @@ def fit(
         Targets, user units.
     loss : {"mse"}
         Loss.
-    optimizer : {"mm", "autonewton", "rsgd", "adam"}
+    optimizer : {"mm", "smm", "autonewton", "rsgd", "adam"}
         A name of the optimiser registry :data:`certnet.optim.OPTIMIZERS`; "rsgd"
-        (RiemannianSGD) and "adam" need ``lr``, "mm" and "autonewton" refuse it.
+        (RiemannianSGD) and "adam" need ``lr``, "mm", "smm" and "autonewton" refuse it. For
+        big data sets use "smm" (:class:`~certnet.optim.StochasticMM`) with a ``batch_size``:
+        it keeps its curvature memory across the mini-batches, where "mm" restarts it at
+        every batch.
     epochs : int
         Passes over the data, ≥ 1.
     batch_size : int, optional
-        Mini-batch size; ``None`` = full batch (one step per epoch).
+        Mini-batch size; ``None`` = full batch (one step per epoch). The batches of an epoch
+        are disjoint (a fresh permutation per epoch); "smm" steps on the last two.
     lr : float, optional
         Learning rate, only for ``optimizer="rsgd"`` or ``"adam"``.
     normalize : bool
@@ -101,6 +119,13 @@ def fit(
     Returns
     -------
     History
+        With ``status`` and ``reason``: a fit that did not lower the loss says so and why
+        (:mod:`certnet.optim.progress`).
+
+    Warns
+    -----
+    StallWarning
+        The fit made no progress (``status == "stalled"``); the message gives the reason.
 
     Raises
     ------
@@ -114,7 +139,7 @@ def fit(
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    check_optimizer(optimizer, lr)
+    spec = check_optimizer(optimizer, lr)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer ≥ 1, got {epochs!r}")
     if not isinstance(net, NormalizedMLP):
@@ -141,35 +166,63 @@ def fit(
     def objective(xb, yb):
         return 0.5 * (((net(xb) - yb) * inv) ** 2).sum(dim=1).mean() / d_out
 
+    def mse(xb, yb) -> float:
+        with torch.no_grad():
+            return float(((net(xb) - yb) ** 2).mean())
+
+    def whole() -> torch.Tensor:  # one closure object: every step has the same objective
+        return objective(X, Y)
+
     from rich.progress import Progress
 
+    hist.initial_loss = mse(X, Y)
+    with torch.no_grad():
+        start_objective = float(objective(X, Y))
+    steps: list[dict] = []
     t0 = time.perf_counter()
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"fit ({optimizer})", total=epochs)
         for epoch in range(epochs):
-            order = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
+            order = torch.randperm(n, generator=gen) if bs < n else None
             total = 0.0
             for start in range(0, n, bs):
-                idx = order[start : start + bs]
-                xb, yb = X[idx], Y[idx]
-                if bs < n:
-                    opt.restart()  # a new mini-batch is a new objective: drop curvature pairs
+                if order is None:
+                    xb, yb, closure = X, Y, whole
+                else:
+                    idx = order[start : start + bs]
+                    xb, yb = X[idx], Y[idx]
+                    closure = lambda xb=xb, yb=yb: objective(xb, yb)  # noqa: E731
+                    if not spec.stream:
+                        opt.restart()  # a new mini-batch is a new objective: drop the pairs
                 try:
-                    opt.step(lambda xb=xb, yb=yb: objective(xb, yb))
+                    opt.step(closure)
                 except FloatingPointError as e:
                     raise FloatingPointError(
                         f"fit stopped in epoch {epoch}, optimiser step {opt.steps_done}: {e}"
                     ) from e
                 last = opt.last_step
-                with torch.no_grad():
-                    mse_user = float(((net(xb) - yb) ** 2).mean())
+                steps.append(last)
+                mse_user = mse(xb, yb)
                 hist.loss.append(mse_user)
                 hist.step_size.append(last["eta"])
                 hist.angles.append(list(last["angles"]))
                 hist.evaluations.append(last["evaluations"])
                 hist.bound.append(net.lipschitz_bound())
-                total += mse_user * len(idx)
+                total += mse_user * len(xb)
             hist.epoch_loss.append(total / n)
             bar.update(task, advance=1, description=f"fit ({optimizer}) mse {total / n:.4g}")
     hist.wall_time_s = time.perf_counter() - t0
+    hist.final_loss = mse(X, Y)
+    verdict = judge(
+        hist.initial_loss,
+        hist.final_loss,
+        steps,
+        objective=start_objective,
+        dtype=dt,
+        lr=lr,
+        budget=net.budget,
+    )
+    hist.status, hist.reason = verdict.status, verdict.reason
+    if verdict.status == STALLED:
+        warnings.warn(verdict.reason, StallWarning, stacklevel=2)
     return hist

@@ -3,19 +3,52 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from certnet.optim.closure import Closure
 from certnet.optim.curve import SphereOptimizer
+from certnet.optim.direction import Direction
 
-__all__ = ["MM", "majoriser", "mm_step_size", "fitted_kappa"]
+__all__ = ["MM", "Found", "majoriser", "mm_step_size", "fitted_kappa", "RESOLVED"]
 
 #: Curvature scale κ of the majoriser at the first step (AGD's value for normalised data).
 KAPPA_INIT = 1.0
 #: Halvings of the step tried before a step is declared stationary (η = 0).
 MAX_TRIES = 60
+#: A decrease of the loss is resolved when it exceeds RESOLVED · ε(dtype) · |φ(0)|: a few
+#: dozen ulps of the loss, above the rounding of a mean of squares (Note [resolution]).
+RESOLVED = 64.0
+
+
+class Found(NamedTuple):
+    """What one MM search found.
+
+    Attributes
+    ----------
+    eta : float
+        The step taken (0: none).
+    angles : list of float
+        Angle turned by each layer, rad.
+    tries : int
+        Trial evaluations (forward only).
+    slopes : int
+        Gradient evaluations at unresolved trials (Note [resolution]).
+    decrease : float
+        φ(0) − φ(η) ≥ 0 (estimated from the slopes when the values do not resolve it).
+    resolved : bool
+        Whether the decrease exceeds the rounding of φ (``RESOLVED`` ε |φ(0)|).
+    """
+
+    eta: float
+    angles: list[float]
+    tries: int
+    slopes: int
+    decrease: float
+    resolved: bool
 
 
 def majoriser(eta: float, loss: float, g: float, kappa: float) -> float:
@@ -70,7 +103,9 @@ class MM(SphereOptimizer):
     is the κ whose majoriser passes exactly through the observed loss. Per step:
 
     1. trial η₁ = η*(κ) with κ from the previous step (1 at the first: AGD's value on data
-       normalised by the network's gain), capped so that no layer turns by more than π/2;
+       normalised by the network's gain), raised if needed to the smallest step whose
+       predicted decrease η₁G is above the rounding of the loss (Note [resolution]), capped so
+       that no layer turns by more than π/2;
     2. if φ(η₁) > φ(0) the trial is refused, κ ← max(2κ, κ̂) and the trial repeated (at most
        60 times; then the weights are restored and η = 0 is recorded). So the loss never
        increases (**monotone safeguard**);
@@ -79,7 +114,13 @@ class MM(SphereOptimizer):
        and the lower of the two losses is kept;
     4. the next step starts from the κ̂ of the kept point (κ/2 if κ̂ ≤ 0).
 
-    See docs/optimisers.md for what is proven and what is heuristic.
+    A trial whose loss differs from φ(0) by less than the rounding of the loss
+    (``RESOLVED`` · ε · |φ(0)|) is judged instead by the trapezoid estimate
+    φ(η) − φ(0) ≈ η(φ'(0) + φ'(η))/2, from one gradient at the trial (Note [resolution]); the
+    loss then never increases by more than its rounding. ``last_step`` records ``"eta"``,
+    ``"G"``, ``"pairs"``, ``"angles"``, ``"evaluations"`` (closure calls), ``"decrease"``
+    (φ(0) − φ(η)) and ``"resolved"`` (whether that decrease is above the rounding). See
+    docs/optimisers.md for what is proven and what is heuristic.
 
     Parameters
     ----------
@@ -155,27 +196,66 @@ class MM(SphereOptimizer):
             No closure, or the closure does not return a scalar tensor.
         """
         start = self._loss_and_grad(closure)
-        phi0 = start.phi
+        d = self._direction(start.gw, start.gb)
+        found = self._search(
+            lambda: self._value(closure),
+            start.phi,
+            d,
+            start.loss.dtype,
+            slope=lambda saved, eta: self._slope(closure, saved, d, eta),
+        )
+        self._record(found.eta)
+        self._finish(found, d, evaluations=1 + found.tries + found.slopes)
+        return start.loss
+
+    def _search(
+        self,
+        value: Callable[[], float],
+        phi0: float,
+        d: Direction,
+        dtype: torch.dtype,
+        *,
+        slope: Callable[[list[torch.Tensor], float], float],
+    ) -> Found:
+        """The MM step along ``d`` from φ(0) = ``phi0`` (steps 1–4 of the class notes).
+
+        ``value()`` is φ at the current weights, a loss of ``dtype``; ``slope(saved, η)`` is
+        φ'(η) there (a gradient evaluation; ``saved`` are the start weights). Leaves the
+        weights at Γ(η) for the returned η (at the start for η = 0) and the next κ in the
+        state.
+        """
         st = self._state
         kappa = float(st.get("kappa", KAPPA_INIT))
-        d = self._direction(start.gw, start.gb)
         g, cap = d.slope, self._eta_cap(d)
+        # Note [resolution]: a trial whose change of the loss is within the rounding of φ
+        # (RESOLVED ε |φ(0)|) cannot be told from no change by its value; its κ̂ ≈ 2G/η would
+        # double κ at every step and the steps would shrink below resolution for good. So
+        # (1) until a trial is refused, η is raised to the smallest step whose predicted
+        # decrease ηG is resolved, and (2) an unresolved trial is judged by the trapezoid
+        # estimate φ(η) − φ(0) ≈ η (φ'(0) + φ'(η)) / 2 from the slope at the trial (Hager &
+        # Zhang's approximate Wolfe test), whose rounding is that of the gradients.
+        tol = RESOLVED * torch.finfo(dtype).eps * abs(phi0)
+        resolvable = 2.0 * tol / g if g > 0.0 else math.inf
         saved = self._save()
         best: tuple[float, float, float] | None = None  # (φ, η, κ̂) of the best accepted trial
-        tries = 0
+        tries, slopes, refused = 0, 0, False
 
         def trial(eta: float) -> tuple[float, float]:
-            nonlocal tries
+            nonlocal tries, slopes
             tries += 1
             self._move(saved, d.dw, d.db, eta)
-            phi = self._value(closure)
+            phi = value()
+            if abs(phi - phi0) <= tol:
+                slopes += 1
+                phi = phi0 + eta * (slope(saved, eta) - g) / 2.0
             return phi, fitted_kappa(eta, phi, phi0, g)
 
         if g > 0.0:
             for _ in range(MAX_TRIES):
                 if not math.isfinite(kappa):  # no step size left to try: stationary along Γ
                     break
-                eta = min(mm_step_size(g, kappa), cap)
+                eta = mm_step_size(g, kappa)
+                eta = min(eta if refused else max(eta, resolvable), cap)
                 phi, fit = trial(eta)
                 if phi <= phi0:
                     best = (phi, eta, fit)
@@ -188,26 +268,34 @@ class MM(SphereOptimizer):
                         if phi2 < phi:
                             best = (phi2, refined, fit2)
                     break
+                refused = True
                 kappa = max(2.0 * kappa, fit) if math.isfinite(fit) else 2.0 * kappa
         angles = [0.0] * len(self._layers)
+        decrease = 0.0
         if best is None:
             self._restore(saved)
             eta = 0.0
         else:
-            _, eta, fit = best
+            phi, eta, fit = best
             angles = self._move(saved, d.dw, d.db, eta)
             kappa = fit if 0.0 < fit < math.inf else kappa / 2.0
-        self._record(eta)
+            decrease = phi0 - phi
         st["kappa"] = kappa if math.isfinite(kappa) else KAPPA_INIT
+        return Found(eta, angles, tries, slopes, decrease, decrease > tol)
+
+    def _finish(self, found: Found, d: Direction, **extra) -> None:
+        """Count the step and record what it did in ``last_step``."""
+        st = self._state
         st["step"] = self.steps_done + 1
         st["last"] = {
-            "eta": eta,
-            "G": g,
+            "eta": found.eta,
+            "G": d.slope,
             "pairs": d.pairs,
-            "angles": angles,
-            "evaluations": 1 + tries,
+            "angles": found.angles,
+            "decrease": found.decrease,
+            "resolved": found.resolved,
+            **extra,
         }
-        return start.loss
 
 
 def fitted_kappa(eta: float, phi: float, phi0: float, g: float) -> float:

@@ -5,6 +5,9 @@
 name           optimiser                                                 learning rate
 ============== ========================================================= ==============
 ``mm``         :class:`~certnet.optim.MM`: majorisation–minimisation     none (refused)
+``smm``        :class:`~certnet.optim.StochasticMM`: MM on a stream of   none (refused)
+               mini-batches (overlapping batches, noise-discounted
+               majoriser)
 ``autonewton`` :class:`~certnet.optim.AutoNewton`: Newton step along the none (refused)
                update curve
 ``rsgd``       :class:`~certnet.optim.RiemannianSGD`: fixed step on the  required
@@ -16,7 +19,8 @@ name           optimiser                                                 learnin
 Everything :func:`build_optimizer` returns is a ``torch.optim.Optimizer`` with one interface:
 ``step(closure)`` returns the loss before the step and accepts either closure convention
 (:mod:`certnet.optim.closure`); ``restart()`` is called when the objective changes (a new
-mini-batch); ``last_step`` says what the last step did (``"eta"``, ``"angles"``,
+data set, and a new mini-batch unless the optimiser is built for a stream of them:
+:attr:`OptimizerSpec.stream`); ``last_step`` says what the last step did (``"eta"``, ``"angles"``,
 ``"evaluations"``). Under ``torch.distributed`` each averages the loss and the gradient over the
 processes (:mod:`certnet.optim.distributed`).
 """
@@ -42,6 +46,7 @@ from certnet.optim.curve import check_network, check_no_free_parameters
 from certnet.optim.distributed import mean, process_group_of
 from certnet.optim.mm import MM
 from certnet.optim.rsgd import RiemannianSGD
+from certnet.optim.stochastic import StochasticMM
 
 __all__ = ["OptimizerSpec", "OPTIMIZERS", "check_optimizer", "build_optimizer"]
 
@@ -63,12 +68,18 @@ class OptimizerSpec:
     spheres_only : bool
         Needs a network of :class:`~certnet.nn.FrobeniusLinear` layers (it steps their points
         along geodesics).
+    stream : bool
+        Built for a stream of mini-batches of one data set: every ``step`` may get a new
+        batch, and ``restart()`` is for a new data set only. Otherwise (MM, AutoNewton: their
+        curvature memory describes one objective) the trainers call ``restart()`` at every new
+        mini-batch.
     """
 
     name: str
     optimizer: type[torch.optim.Optimizer]
     example_lr: float | None
     spheres_only: bool
+    stream: bool = False
 
     @property
     def learning_rate(self) -> bool:
@@ -162,9 +173,10 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     spec.name: spec
     for spec in (
         OptimizerSpec("mm", MM, None, True),
+        OptimizerSpec("smm", StochasticMM, None, True, stream=True),
         OptimizerSpec("autonewton", AutoNewton, None, True),
-        OptimizerSpec("rsgd", RiemannianSGD, 0.1, True),
-        OptimizerSpec("adam", _Adam, 1e-3, False),
+        OptimizerSpec("rsgd", RiemannianSGD, 0.1, True, stream=True),
+        OptimizerSpec("adam", _Adam, 1e-3, False, stream=True),
     )
 }
 
@@ -177,7 +189,7 @@ def check_optimizer(name: str, lr: float | None = None) -> OptimizerSpec:
     name : str
         A key of :data:`OPTIMIZERS`.
     lr : float, optional
-        Learning rate: required by ``rsgd`` and ``adam``, refused by ``mm`` and
+        Learning rate: required by ``rsgd`` and ``adam``, refused by ``mm``, ``smm`` and
         ``autonewton`` (they choose their own step size).
 
     Returns
@@ -228,10 +240,10 @@ def build_optimizer(
 
     Parameters
     ----------
-    name : {"mm", "autonewton", "rsgd", "adam"}
+    name : {"mm", "smm", "autonewton", "rsgd", "adam"}
         See :data:`OPTIMIZERS`.
     net : nn.Module
-        The network (``mm``, ``autonewton`` and ``rsgd`` need
+        The network (``mm``, ``smm``, ``autonewton`` and ``rsgd`` need
         :class:`~certnet.nn.FrobeniusLinear` layers, e.g. a ``NormalizedMLP``).
     lr : float, optional
         Learning rate of ``rsgd`` and ``adam`` (refused by the others).

@@ -42,13 +42,14 @@ class TrainConfig:
         observation unit, e.g. N m per rad); ignored for ``network="plain"``.
     network : {"normalized", "plain"}
         ``NormalizedMLP`` (bound by construction) or an unconstrained ``nn.Sequential``.
-    optimizer : {"mm", "autonewton", "rsgd", "adam"}
+    optimizer : {"mm", "smm", "autonewton", "rsgd", "adam"}
         A name of the optimiser registry ``certnet.optim.OPTIMIZERS`` (re-exported as
-        ``certnet.train.OPTIMIZERS``): ``"mm"`` (default) and ``"autonewton"`` choose their
-        own step size, ``"rsgd"`` (RiemannianSGD) and ``"adam"`` need ``lr``.
+        ``certnet.train.OPTIMIZERS``): ``"mm"`` (default), ``"smm"`` (stochastic MM, for
+        mini-batches: it keeps its curvature memory across them) and ``"autonewton"`` choose
+        their own step size, ``"rsgd"`` (RiemannianSGD) and ``"adam"`` need ``lr``.
     lr : float, optional
         Learning rate of ``"rsgd"`` and ``"adam"``; must be left unset (``None``) for the
-        learning-rate-free ``"mm"`` and ``"autonewton"``.
+        learning-rate-free ``"mm"``, ``"smm"`` and ``"autonewton"``.
     seed : int
         Seed of the network initialisation and of every sampled batch.
     checkpoint : str, optional

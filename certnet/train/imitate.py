@@ -102,7 +102,8 @@ def imitate(
                 xb, yb = obs[idx], labels[idx]
             loss = stepper.step(
                 lambda xb=xb, yb=yb: ((net(xb) - yb) ** 2).sum(-1).mean(),
-                new_objective=epoch == 0 or not full,
+                new_batch=not full,
+                new_objective=epoch == 0,
             )
         with torch.no_grad():
             loss = float(((net(obs) - labels) ** 2).sum(-1).mean())

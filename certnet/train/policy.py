@@ -76,10 +76,17 @@ def optimize_policy(
         frac = min(1.0, it / ramp)
         return int(round(cfg.horizon_start + frac * (cfg.horizon - cfg.horizon_start)))
 
-    def body(it: int) -> dict[str, float]:
+    def batch(it: int):
+        """The closure of iteration ``it`` (its initial states and horizon) and the horizon."""
         x0 = sample_box(low, high, cfg.batch, run.generator(it), dtype)
         h = horizon(it)
-        loss = stepper.step(lambda: rollout_cost(plant, net, x0, h), new_objective=True)
+        return (lambda: rollout_cost(plant, net, x0, h)), h
+
+    def body(it: int) -> dict[str, float]:
+        if it == run.start > 0:  # resumed: the batch of the step before the checkpoint
+            stepper.resumed(batch(it - 1)[0])
+        closure, h = batch(it)
+        loss = stepper.step(closure, new_batch=True)
         return {"loss": loss, "horizon": h}
 
     history = run.loop(cfg.iterations, body, "policy optimisation")

@@ -14,7 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 
 from certnet.nn import NormalizedMLP
-from certnet.optim.registry import build_optimizer
+from certnet.optim.registry import build_optimizer, check_optimizer
+from certnet.optim.stochastic import StochasticMM
 from certnet.train.checkpoint import load_checkpoint, save_checkpoint
 from certnet.train.config import TrainConfig
 
@@ -109,18 +110,35 @@ class Stepper:
 
     def __init__(self, net: nn.Module, cfg: TrainConfig) -> None:
         self.net = net
+        self.spec = check_optimizer(cfg.optimizer, cfg.lr)
         self.opt = build_optimizer(cfg.optimizer, net, lr=cfg.lr)
 
-    def step(self, loss_fn: Callable[[], torch.Tensor], *, new_objective: bool = False) -> float:
+    def step(
+        self,
+        loss_fn: Callable[[], torch.Tensor],
+        *,
+        new_batch: bool = False,
+        new_objective: bool = False,
+    ) -> float:
         """One optimiser step on ``loss_fn``; the loss before the step.
 
-        ``new_objective``: the loss differs from the previous step's (new data or batch), so
-        the optimiser forgets what describes one objective (MM's and AutoNewton's L-BFGS
-        curvature pairs; :meth:`certnet.optim.MM.restart`).
+        ``new_objective``: the data set changed (a new DAgger round, a new horizon), so the
+        optimiser forgets what describes one objective (the L-BFGS curvature pairs;
+        :meth:`certnet.optim.MM.restart`). ``new_batch``: ``loss_fn`` is a new mini-batch of
+        the same data; that too restarts MM and AutoNewton, whose memory describes one
+        objective, but not an optimiser built for a stream of batches
+        (:attr:`~certnet.optim.OptimizerSpec.stream`, e.g. "smm").
         """
-        if new_objective:
+        if new_objective or (new_batch and not self.spec.stream):
             self.opt.restart()
         return float(self.opt.step(loss_fn))
+
+    def resumed(self, previous: Callable[[], torch.Tensor]) -> None:
+        """After a resume: give a stream optimiser the batch of the step before the
+        checkpoint (:meth:`certnet.optim.StochasticMM.prime`), so that the resumed run takes
+        the steps the uninterrupted run takes. The other optimisers need nothing."""
+        if isinstance(self.opt, StochasticMM):
+            self.opt.prime(previous)
 
 
 class Run:

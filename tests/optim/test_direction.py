@@ -9,6 +9,11 @@ from certnet.optim.direction import MEMORY, record_step, search_direction
 from certnet.optim.mm import fitted_kappa
 
 
+def _flat(parts):
+    """A list of per-layer tensors as one flat float64 vector (the memory's layout)."""
+    return torch.cat([v.reshape(-1) for v in parts]).double()
+
+
 def _grads(net, X, Y):
     loss = ((net(X) - Y) ** 2).mean()
     params = [lin.point for lin in net.linears] + [lin.bias for lin in net.linears]
@@ -76,7 +81,7 @@ def test_two_loop_recursion_satisfies_the_secant_equation(problem):
     n = len(units)
     gw = [v / lin.radius for lin, v in zip(net.linears, y[:n])]
     gb = [v / lin.radius for lin, v in zip(net.linears, y[n:])]
-    d = search_direction(net.linears, gw, gb, {"s": [s], "y": [y]}, "lbfgs")
+    d = search_direction(net.linears, gw, gb, {"s": [_flat(s)], "y": [_flat(y)]}, "lbfgs")
     assert d.pairs == 1
     got = [dw / lin.radius for lin, dw in zip(net.linears, d.dw)]
     got += [db / lin.radius for lin, db in zip(net.linears, d.db)]
@@ -172,7 +177,7 @@ def test_pairs_with_unresolved_curvature_are_dropped(dtype):
     r += [torch.zeros_like(v) for v in s[len(units) :]]
     c = sum(float(inner(a, b)) for a, b in zip(s, r)) / sum(float(inner(a, a)) for a in s)
     y = [b - c * a for a, b in zip(s, r)]  # ⟨s, y⟩ = 0 up to round-off: no curvature seen
-    memory = {"s": [s], "y": [y]}
+    memory = {"s": [_flat(s)], "y": [_flat(y)]}
     d = search_direction(net.linears, gw, gb, memory, "lbfgs")
     assert d.pairs == 0 and memory["s"] == []
     assert d.slope > 0 and all(bool(torch.isfinite(v).all()) for v in d.dw)

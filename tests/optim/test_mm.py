@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from certnet.geometry import radii_residual
+from certnet.nn import NormalizedMLP
 from certnet.optim import MM, majoriser, mm_step_size
 
 
@@ -80,3 +81,37 @@ def test_no_decrease_possible_keeps_weights(problem):
     last = opt.state[net.linears[0].point]["last"]
     assert last["eta"] == 0.0 and 2 < last["evaluations"] <= 61
     assert torch.equal(net.linears[0].point.detach(), seen[0])
+
+
+def _float32(problem):
+    X, Y, make, _ = problem
+    net = NormalizedMLP([3, 16, 16, 1], radii=2.0, seed=0)
+    return X.float(), Y.float(), net
+
+
+def test_a_loss_far_below_one_trains_as_fast_as_at_scale_one(problem):
+    """Note [resolution] (1): κ starts at 1, far too large for a loss of 1e-9; the first step
+    is raised to a resolvable size instead of shrinking κ̂-driven steps to nothing."""
+    relative = []
+    for scale in (1.0, 1e-9):
+        X, Y, net = _float32(problem)
+        opt = MM(net)
+        closure = lambda: scale * ((net(X) - Y) ** 2).mean()  # noqa: E731
+        first = float(opt.step(closure))
+        for _ in range(30):
+            last = float(opt.step(closure))
+        relative.append(last / first)
+    assert relative[1] < 0.5 and relative[1] < 2 * relative[0]
+
+
+def test_an_unresolved_trial_is_judged_by_its_slope(problem):
+    """Note [resolution] (2): on top of 1e4 the loss changes are below float32 rounding; the
+    trapezoid estimate from the slope at the trial still sees them."""
+    X, Y, net = _float32(problem)
+    opt = MM(net)
+    mse = lambda: ((net(X) - Y) ** 2).mean()  # noqa: E731
+    first = float(mse().detach())
+    for _ in range(20):
+        opt.step(lambda: 1e4 + mse())
+    assert float(mse().detach()) < 0.8 * first
+    assert opt.last_step["evaluations"] >= 3 and not opt.last_step["resolved"]

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -62,3 +64,26 @@ def test_normalisation_refuses_constant_network(problem):
         net.linears[0].bias.fill_(-100.0)  # every ReLU off: g is constant
     with pytest.raises(ValueError, match="constant on the data"):
         normalize_data(net, X, Y)
+
+
+def test_with_a_budget_the_targets_have_unit_rms_and_the_radii_keep_the_budget():
+    """The deep tight-budget net of issue 12: the old output scale (≈3e3) shrank every radius
+    to ≈0.2 and left an internal loss of ≈1e-7; now the targets set the output scale."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(512, 4, generator=g) * torch.tensor([1.0, 2.0, 1.0, 2.0])
+    Y = 2 * torch.tanh(X @ torch.tensor([[-0.8], [-1.1], [0.8], [-0.35]]) / 2)
+    net = NormalizedMLP([4, 64, 64, 64, 64, 1], lipschitz=1.25, seed=0)
+    norm = normalize_data(net, X, Y)
+    assert norm.mode == "budget" and norm.radii == net.radii
+    yh = (Y - Y.mean(0)) / norm.output_scale
+    assert float(yh.pow(2).mean()) == pytest.approx(1.0, rel=1e-5)
+    assert net.lipschitz_bound() <= 1.25 and net.lipschitz_bound() == pytest.approx(1.25)
+    assert min(net.radii) > 0.9  # the budget stays in the radii
+    assert math.prod(net.radii) * norm.input_scale * norm.output_scale == pytest.approx(1.25)
+
+
+def test_without_a_budget_the_output_scale_matches_the_initial_network(problem):
+    X, Y, make, _ = problem
+    net = make(radii=2.0)
+    norm = normalize_data(net, X, Y)
+    assert norm.mode == "gain" and norm.radii == [2.0, 2.0, 2.0]

@@ -8,11 +8,11 @@ import certnet as cn
 from certnet.nn import FrobeniusLinear, NormalizedMLP
 from certnet.optim import OPTIMIZERS, build_optimizer, check_optimizer
 
-LR = {"mm": None, "autonewton": None, "rsgd": 0.05, "adam": 0.01}
+LR = {"mm": None, "smm": None, "autonewton": None, "rsgd": 0.05, "adam": 0.01}
 
 
 def test_one_vocabulary():
-    assert list(OPTIMIZERS) == ["mm", "autonewton", "rsgd", "adam"]
+    assert list(OPTIMIZERS) == ["mm", "smm", "autonewton", "rsgd", "adam"]
     assert cn.train.OPTIMIZERS is OPTIMIZERS
     assert [n for n, s in OPTIMIZERS.items() if s.learning_rate] == ["rsgd", "adam"]
 
@@ -37,7 +37,12 @@ def test_every_optimiser_has_the_registry_interface(problem, name):
 @pytest.mark.parametrize(
     ("name", "lr", "exc", "match"),
     [
-        ("sgd", None, ValueError, r"optimizer must be one of 'mm', 'autonewton', 'rsgd', 'adam'"),
+        (
+            "sgd",
+            None,
+            ValueError,
+            r"optimizer must be one of 'mm', 'smm', 'autonewton', 'rsgd', 'adam'",
+        ),
         (None, None, ValueError, "optimizer must be one of"),
         ("mm", 1e-3, ValueError, "'mm' chooses its own step size .* remove lr"),
         ("autonewton", 0.1, ValueError, "'autonewton' chooses its own step size"),
@@ -55,7 +60,7 @@ def test_bad_names_and_learning_rates(name, lr, exc, match):
         build_optimizer(name, NormalizedMLP([2, 4, 1]), lr=lr)
 
 
-@pytest.mark.parametrize("name", ["mm", "autonewton", "rsgd"])
+@pytest.mark.parametrize("name", ["mm", "smm", "autonewton", "rsgd"])
 def test_sphere_optimisers_refuse_a_plain_network(name):
     plain = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
     with pytest.raises(TypeError, match=f"'{name}' needs a network of FrobeniusLinear layers"):

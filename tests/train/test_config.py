@@ -23,7 +23,10 @@ def test_not_a_table():
     [
         ({"hidden": [0]}, "hidden must be positive integers"),
         ({"network": "big"}, "network must be one of"),
-        ({"optimizer": "sgd"}, "optimizer must be one of 'mm', 'autonewton', 'rsgd', 'adam'"),
+        (
+            {"optimizer": "sgd"},
+            "optimizer must be one of 'mm', 'smm', 'autonewton', 'rsgd', 'adam'",
+        ),
         ({"lr": 1e-3}, "'mm' chooses its own step size and has no learning rate; remove lr"),
         ({"optimizer": "autonewton", "lr": 0.1}, "'autonewton' chooses its own step size"),
         ({"optimizer": "adam"}, r"'adam' needs a learning rate: pass lr, e.g. lr=0.001"),

@@ -88,3 +88,16 @@ def test_full_batch_mm_resume_is_identical(tmp_path):
     assert resumed.history.loss == full.history.loss
     for a, b in zip(full.net.parameters(), resumed.net.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_minibatches_with_stochastic_mm_and_resume(tmp_path):
+    plant = cn.plants.Pendulum()
+    expert = cn.experts.lqr(plant)
+    full = imitate(expert, plant, _cfg(batch_size=8, optimizer="smm"))
+    assert full.history.loss[-1] < full.history.loss[0]
+    ck = str(tmp_path / "d.pt")
+    imitate(expert, plant, _cfg(batch_size=8, optimizer="smm", iterations=2, checkpoint=ck))
+    resumed = imitate(
+        expert, plant, _cfg(batch_size=8, optimizer="smm", checkpoint=ck, resume=True)
+    )
+    assert resumed.history.loss == full.history.loss

@@ -119,3 +119,19 @@ def test_plain_network_with_adam_and_mm_refusal():
     assert all(v != v for v in res.history.lipschitz)  # NaN: no bound by construction
     with pytest.raises(TypeError, match="'mm' needs a network of FrobeniusLinear layers"):
         optimize_policy(cn.plants.Pendulum(), _cfg(network="plain"))
+
+
+def test_stochastic_mm_keeps_its_memory_and_resumes_identically(tmp_path):
+    """Every iteration is a new batch of initial states: smm steps on the last two and is
+    primed with the batch before the checkpoint on resume."""
+    plant = cn.plants.Pendulum()
+    full = optimize_policy(plant, _cfg(iterations=4, optimizer="smm"))
+    assert full.history.loss[-1] < full.history.loss[0]
+    ck = str(tmp_path / "run.pt")
+    optimize_policy(plant, _cfg(iterations=2, optimizer="smm", checkpoint=ck))
+    resumed = optimize_policy(
+        plant, _cfg(iterations=4, optimizer="smm", checkpoint=ck, resume=True)
+    )
+    assert resumed.history.loss == full.history.loss
+    for a, b in zip(full.net.state_dict().values(), resumed.net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
