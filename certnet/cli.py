@@ -221,7 +221,7 @@ def info(
 def demo(
     name: Annotated[str, typer.Argument(help="Demo name, e.g. pendulum.")] = "pendulum",
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder [default: runs/NAME].")
+        Path | None, typer.Option("--out", help="Output folder (default: runs/NAME).")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Reduced budget (a smoke run).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
@@ -330,7 +330,7 @@ def _make_expert(name: str, plant):
 def train(
     config: Annotated[Path, typer.Argument(help="A TOML run config (see examples/pendulum.toml).")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder [default: runs/CONFIG].")
+        Path | None, typer.Option("--out", help="Output folder (default: runs/CONFIG).")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")
@@ -339,9 +339,8 @@ def train(
 ) -> None:
     """Train a controller from a TOML config; writes OUT/controller.safetensors.
 
-    The [train] table's optimizer is one of mm (default) and autonewton, which choose their
-    own step size, or rsgd and adam, which need lr.
-    """
+    The train table's optimizer is mm (default), smm (MM on a stream of mini-batches) or autonewton, which choose their own step size, or rsgd or adam, which need lr.
+    """  # noqa: E501  (one line: rich keeps a docstring's line breaks)
     out = out if out is not None else Path("runs") / config.stem
     raw, method, cfg, plant, expert = _train_setup(config, out, resume)
     train_mod = _require("train")
@@ -390,7 +389,7 @@ def simulate(
     x0: Annotated[
         str | None,
         typer.Option(
-            "--x0", help="Initial state, comma-separated SI values [default: reset_high]."
+            "--x0", help="Initial state, comma-separated SI values (default: reset_high)."
         ),
     ] = None,
     plot: Annotated[
