@@ -408,7 +408,8 @@ progress = false
         ('plant = "pendulum"\n[train]\nlipschitz = -1.0\n', r"lipschitz must be > 0"),
         (
             'plant = "pendulum"\n[train]\noptimizer = "sgd"\n',
-            r"\[train\]: optimizer must be one of 'mm', 'smm', 'autonewton', 'rsgd', 'adam', got 'sgd'",
+            r"\[train\]: optimizer must be one of 'mm', 'smm', 'autonewton', 'rsgd', 'adam', "
+            r"got 'sgd'",
         ),
         (
             'plant = "pendulum"\n[train]\nlr = 0.001\n',

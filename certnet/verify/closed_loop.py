@@ -89,7 +89,7 @@ def closed_loop(
         Where to look for the loop's equilibrium (default ``plant.x_eq``); the fixed point
         found near it is proved (Krawczyk; for a bias-free ReLU-type network switching at
         x = 0, by positive homogeneity with the region's core: ``data["equilibrium_proof"]``).
-    observation : "auto", "state", "plant" or callable
+    observation : "auto", "state", "plant", "output" or callable
         What the network reads (see :class:`~certnet.verify.loop_model.ClosedLoop`).
     dt : float, optional
         Sampling period in s for plants that need one (continuous python-control systems and

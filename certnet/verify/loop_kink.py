@@ -75,7 +75,7 @@ class KinkCore:
 def _linear_observation(loop, x: np.ndarray, half: np.ndarray) -> bool:
     """h(x) = C x on the box x ± half, proved: h(0) encloses to exactly 0 and ∂h/∂x to one
     exact matrix over the box (the mean-value theorem then leaves no other h)."""
-    if loop.observation_kind == "state":
+    if loop.observation_kind in ("state", "output"):  # x, or a StateSpace's C x
         return True
     n = len(x)
     eye = np.eye(n)[None]

@@ -222,6 +222,36 @@ def _identity(x):
     return x
 
 
+def _output_matrix(plant) -> np.ndarray | None:
+    """C of a plant made from a ``control.StateSpace`` (y = C x); None for other plants.
+
+    Raises
+    ------
+    ValueError
+        D ≠ 0: the network's input would depend on its own output (an algebraic loop).
+    """
+    sys = getattr(plant, "sys", None)
+    if sys is None or not all(hasattr(sys, a) for a in ("A", "B", "C", "D")):
+        return None
+    D = np.asarray(sys.D, dtype=np.float64)
+    if np.any(D != 0):
+        raise ValueError("the system's D ≠ 0: a network reading y = C x + D u would feed its "
+                         "own output back without delay (an algebraic loop); pass "
+                         "observation= a function of the state instead")
+    return np.asarray(sys.C, dtype=np.float64)
+
+
+class _LinearOutput:
+    """y = C x, on tensors and jets alike (the network reads a StateSpace's output)."""
+
+    def __init__(self, C: np.ndarray):
+        self.C = C
+        self._Ct = torch.as_tensor(np.ascontiguousarray(C.T))
+
+    def __call__(self, x):
+        return x @ (self._Ct if isinstance(x, torch.Tensor) else self.C.T)
+
+
 def _clip(x, lo: np.ndarray, hi: np.ndarray):
     if np.all(np.isinf(lo)) and np.all(np.isinf(hi)):
         return x
@@ -241,9 +271,11 @@ class ClosedLoop:
     net : NormalizedMLP, nn.Sequential or LayerStack
         The controller; it reads the observation and outputs the m plant inputs (before the
         saturation).
-    observation : "auto", "state", "plant" or callable
+    observation : "auto", "state", "plant", "output" or callable
         What the network reads. ``"auto"``: ``plant.observe(x)`` when the network has as many
-        inputs as the plant has observations, else the state when it has n inputs.
+        inputs as the plant has observations, else the state when it has n inputs, else the
+        output y = C x of a plant made from a ``control.StateSpace`` (D must be 0) when it has
+        as many inputs as outputs (``"output"`` forces that).
         A callable maps states (B, n) to network inputs (B, d₀), in torch (it is also run on
         interval jets, so write it with torch functions).
     dt : float, optional
@@ -281,8 +313,9 @@ class ClosedLoop:
                              f"inputs {list(p.input_names)}")
         self.observation = self._observation(observation, d_in)
         #: "state" when the network reads the state itself, else "plant" or "callable"
-        self.observation_kind = ("callable" if callable(observation) else
-                                 "state" if self.observation is _identity else "plant")
+        self.observation_kind = (
+            "callable" if callable(observation) else "state" if self.observation is _identity
+            else "output" if isinstance(self.observation, _LinearOutput) else "plant")
         self.weights = [np.asarray(w) for w in self.stack.folded_weights()]
         self.biases = [np.asarray(b) for b in self.stack.folded_biases()]
         self._layers = [_Layer.of(w, b) for w, b in zip(self.weights, self.biases, strict=True)]
@@ -356,6 +389,15 @@ class ClosedLoop:
                 raise ValueError(f"the network reads {d_in} inputs but the plant has "
                                  f"{self.n} states")
             return _identity
+        C = _output_matrix(p)
+        if observation == "output" or (observation == "auto" and C is not None
+                                       and d_in == len(C)):
+            if C is None or d_in != len(C):
+                raise ValueError(
+                    f"the network reads {d_in} inputs; observation='output' needs a plant "
+                    "made from a control.StateSpace with as many outputs y = C x"
+                    + ("" if C is None else f" (this one has {len(C)})"))
+            return _LinearOutput(C)
         if observation == "auto":
             raise ValueError(
                 f"the network reads {d_in} inputs, but the plant has {self.n} states "
@@ -363,8 +405,8 @@ class ClosedLoop:
                 "observation= a torch function from the state (B, n) to the network's input "
                 f"(B, {d_in})"
             )
-        raise ValueError(f"observation must be 'auto', 'state', 'plant' or a callable, got "
-                         f"{observation!r}")
+        raise ValueError(f"observation must be 'auto', 'state', 'plant', 'output' or a "
+                         f"callable, got {observation!r}")
 
     # ------------------------------------------------------------------ point evaluation
     @property

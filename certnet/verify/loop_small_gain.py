@@ -60,7 +60,8 @@ def hinf_bisect(A, B, C, rtol: float = 1e-7) -> float:
     if not rad < 1:
         raise ValueError(
             f"the open-loop plant is not stable (spectral radius {rad:.6g} ≥ 1), so its H∞ "
-            "norm is infinite and the small-gain test cannot apply; use method='sector'"
+            "norm is infinite and the small-gain test cannot apply; use method='lyapunov' (a "
+            "region of attraction)"
         )
     Ac, Bc, Cc, Dc = _tustin(A, B, C)
     n = A.shape[0]

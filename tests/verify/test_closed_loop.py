@@ -352,3 +352,23 @@ def test_an_input_disturbance_on_a_continuous_plant_enters_through_its_exact_zoh
                          states=2, inputs=1)  # its flow is not affine in u: refused, with why
     with pytest.raises(ValueError, match="not affine in its input"):
         l2_gain(pend, net, dt=0.1, energy=0.01)
+
+
+def test_output_feedback_on_a_state_space_reads_y_equal_c_x():
+    A, B = np.array([[1.0, 0.1], [0.0, 0.95]]), np.array([[0.0], [0.1]])
+    sys = control.ss(A, B, [[1.0, 0.0]], 0, 0.1)  # the network sees the position only
+    net = torch.nn.Sequential(torch.nn.Linear(1, 8, bias=False), torch.nn.Tanh(),
+                              torch.nn.Linear(8, 1, bias=False)).double()
+    with torch.no_grad():
+        w = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64)
+        net[0].weight.copy_(w[:, None])
+        net[2].weight.copy_(-2.0 * w[None] / (w @ w))  # u ≈ −2 y near 0
+    cert = closed_loop(sys, net, u_min=-1.0, u_max=1.0, max_cells=40_000)
+    assert cert.certified and cert.data["loop"]["observation"] == "auto"
+    plant = cn.plants.as_plant(sys, u_min=-1.0, u_max=1.0)
+    assert cert.check(net, plant=plant) <= cert.value
+    loop = cn.verify.ClosedLoop(plant, net)
+    assert loop.observation_kind == "output"
+    _stays_and_converges(loop.step, cert, _inside_samples(cert, 1000), 3000)
+    with pytest.raises(ValueError, match="algebraic loop"):
+        closed_loop(control.ss(A, B, [[1.0, 0.0]], [[0.5]], 0.1), net)
