@@ -80,7 +80,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
 ) -> History:
-    """Fit ``net`` to (X, Y): normalise the data by the network's initial gain, then optimise.
+    """Fit ``net`` to (X, Y): normalise the data (:func:`normalize_data`), then optimise.
 
     The objective is ½ mean ‖(f(x) − y) / s_out‖² / d_L, the MSE in the network's internal
     units (where the MM majoriser's scale is right); the history reports the MSE in user units.

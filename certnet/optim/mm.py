@@ -118,7 +118,8 @@ class MM(SphereOptimizer):
     (``RESOLVED`` · ε · |φ(0)|) is judged instead by the trapezoid estimate
     φ(η) − φ(0) ≈ η(φ'(0) + φ'(η))/2, from one gradient at the trial (Note [resolution]); the
     loss then never increases by more than its rounding. ``last_step`` records ``"eta"``,
-    ``"G"``, ``"pairs"``, ``"angles"``, ``"evaluations"`` (closure calls), ``"decrease"``
+    ``"G"``, ``"pairs"``, ``"angles"``, ``"evaluations"`` (closure calls), ``"gradients"``
+    (those with a gradient), ``"decrease"``
     (φ(0) − φ(η)) and ``"resolved"`` (whether that decrease is above the rounding). See
     docs/optimisers.md for what is proven and what is heuristic.
 
@@ -205,7 +206,9 @@ class MM(SphereOptimizer):
             slope=lambda saved, eta: self._slope(closure, saved, d, eta),
         )
         self._record(found.eta)
-        self._finish(found, d, evaluations=1 + found.tries + found.slopes)
+        self._finish(
+            found, d, evaluations=1 + found.tries + found.slopes, gradients=1 + found.slopes
+        )
         return start.loss
 
     def _search(

@@ -178,6 +178,7 @@ class StochasticMM(MM):
         self._record(found.eta, gradient=angle_gradient(self._layers, new.gw, new.gb))
         batches = 1 if prev is None else 2
         calls = batches * (1 + found.tries + found.slopes)
-        self._finish(found, d, evaluations=calls, batches=batches)
+        grads = batches * (1 + found.slopes)
+        self._finish(found, d, evaluations=calls, gradients=grads, batches=batches)
         self._previous = closure
         return new.loss
