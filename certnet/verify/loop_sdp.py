@@ -46,13 +46,15 @@ from certnet.errors import CertificateError
 from certnet.verify import interval as iv
 from certnet.verify.jet import Jet, as_jet
 
-__all__ = ["search", "verify", "gain_search", "verify_gain", "region_radius", "fixed_point_box",
-           "core_multipliers", "verify_core", "MAX_Z"]
+__all__ = ["search", "vertex_radius", "verify", "gain_search", "verify_gain", "region_radius",
+           "fixed_point_box", "core_multipliers", "verify_core", "MAX_Z"]
 
 MAX_Z = 400  #: size check: the LMI is (n + channels)² — refused beyond this
 _MARGIN = 1e-6  # the SDP asks for this much more than the check needs
 _SHRINK = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)
 _BISECT = 3
+_SCREEN_BISECT = 8  # bisections of the cheap vertex screen (resolution 2^(1/256))
+_VERTEX_SAMPLES = 64
 _GAIN_SCALES = tuple(2.0**k for k in range(2, -6, -1))
 
 
@@ -225,6 +227,13 @@ def structure(loop, rng: dict, Bd: np.ndarray | None = None):
 
 
 # ------------------------------------------------------------------ solve and verify
+def _rows(loop, lo: np.ndarray, hi: np.ndarray):
+    """The contraction LMI's rows (X₊, E_x, Q, E_ν) on the box [lo, hi]; raises
+    CertificateError where the loop has no bounded ranges there."""
+    Xp, Ex, Q, Enu, _ = structure(loop, ranges(loop, lo, hi))
+    return Xp, Ex, Q, Enu
+
+
 def _inside_box(P, half: np.ndarray) -> list:
     """cvxpy constraints putting {xᵀPx ≤ 1} inside the box |x_j| ≤ half_j: (P⁻¹)_jj ≤ half_j²,
     as the Schur complements [[half_j², e_jᵀ], [e_j, P]] ⪰ 0 (with a 1e-6 margin)."""
@@ -301,8 +310,7 @@ def verify(loop, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, P: np.ndarray,
     CertificateError
         P is not positive definite, the multipliers do not fit, or ρ ≥ 1.
     """
-    rng = ranges(loop, lo, hi)
-    Xp, Ex, Q, Enu, _ = structure(loop, rng)
+    Xp, Ex, Q, Enu = _rows(loop, lo, hi)
     lam = np.asarray(lam, dtype=np.float64).reshape(-1)
     if lam.shape != (Q.shape[0],) or not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise CertificateError(f"the multipliers must be {Q.shape[0]} finite numbers ≥ 0")
@@ -324,49 +332,117 @@ def region_radius(P: np.ndarray, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray)
     return float(np.min(room / np.sqrt(np.diag(Pi)))) * (1 - 1e-9)
 
 
+def vertex_radius(Xp: np.ndarray, Q: np.ndarray, Enu: np.ndarray, n: int, *,
+                  samples: int = _VERTEX_SAMPLES, seed: int = 0) -> float:
+    """A lower bound of the largest spectral radius of the loop's realisations in the LMI.
+
+    Each uncertain element is ν_i = δ_i q_i with |δ_i| ≤ 1 (the loop transformation), so fixing
+    δ gives a linear map Δx ↦ Δx⁺ = M(δ) Δx, M(δ) = X_x + X_ν (I − D Q_ν)⁻¹ D Q_x with
+    D = diag(δ) (Q_ν is strictly lower triangular: every element reads earlier ones). If the LMI
+    holds, every M(δ) contracts in |·|_P, so ρ(M(δ)) < 1: a δ with ρ(M(δ)) ≥ 1 proves the LMI
+    infeasible without solving it. The δ tried: 0, ``samples`` random sign vectors, then two
+    passes of single sign flips from the worst one (deterministic for a given ``seed``).
+    """
+    cols = Enu.argmax(axis=1)
+    Qx, Qn, Xx, Xn = Q[:, :n], Q[:, cols], Xp[:, :n], Xp[:, cols]
+    eye = np.eye(len(cols))
+
+    def radius(d: np.ndarray) -> float:
+        N = np.linalg.solve(eye - d[:, None] * Qn, d[:, None] * Qx)
+        return float(np.abs(np.linalg.eigvals(Xx + Xn @ N)).max())
+
+    rng = np.random.default_rng(seed)
+    worst_d = np.zeros(len(cols))
+    worst = radius(worst_d)
+    for _ in range(samples):
+        d = rng.choice([-1.0, 1.0], len(cols))
+        if (r := radius(d)) > worst:
+            worst, worst_d = r, d
+    for _ in range(2):
+        for i in range(len(cols)):
+            d = worst_d.copy()
+            d[i] = -d[i] if d[i] else 1.0
+            if (r := radius(d)) > worst:
+                worst, worst_d = r, d
+    return worst
+
+
 def search(loop, x0: np.ndarray, half: np.ndarray, *, solver: str = "CVXOPT") -> tuple[
         dict | None, list]:
-    """The largest box x₀ ± s·half (s over :data:`_SHRINK`, then bisected) on which the SDP
-    proves a contraction; returns its data (box, P, λ, ρ) and the log of attempts."""
-    log, best = [], None
+    """The largest box x₀ ± s·half on which the SDP proves a contraction; returns its data (box,
+    P, λ, ρ, scale) and the log of attempts.
+
+    Screen, then solve: the scales of :data:`_SHRINK` are screened by :func:`vertex_radius` (a
+    realisation with spectral radius ≥ 1 rules the LMI out without a solve), the first that
+    passes is refined by :data:`_SCREEN_BISECT` bisections of the screen, and the SDP is solved
+    there. When it fails, s halves until it succeeds and is then bisected :data:`_BISECT` times
+    with SDPs (each still screened first). The screen only skips solves; every region comes
+    from a solved, re-verified LMI.
+    """
+    log: list = []
+    built: dict = {}
+
+    def rows(s):
+        if s not in built:
+            lo, hi = iv.down(x0 - s * half), iv.up(x0 + s * half)
+            try:
+                built[s] = lo, hi, _rows(loop, lo, hi)
+            except CertificateError as e:
+                log.append({"scale": s, "status": str(e), "time": 0.0})
+                built[s] = None
+        return built[s]
+
+    def screened(s) -> bool:
+        got = rows(s)
+        if got is None:
+            return False
+        Xp, _, Q, Enu = got[2]
+        r = vertex_radius(Xp, Q, Enu, loop.n)
+        if r >= 1:
+            log.append({"scale": s, "status": "skipped: a realisation of the loop has spectral "
+                        f"radius {r:.6g} ≥ 1", "time": 0.0, "vertex_radius": r})
+        return r < 1
 
     def attempt(s):
-        lo, hi = iv.down(x0 - s * half), iv.up(x0 + s * half)
-        try:
-            rng = ranges(loop, lo, hi)
-        except CertificateError as e:
-            log.append({"scale": s, "status": str(e), "time": 0.0})
+        if not screened(s):
             return None
-        Xp, Ex, Q, Enu, _ = structure(loop, rng)
+        lo, hi, (Xp, Ex, Q, Enu) = rows(s)
         res = _solve(Xp, Ex, Q, Enu, s * half, solver)
         entry = {"scale": s, "status": res["status"], "time": res["time"]}
-        if "P" in res:
-            try:
-                entry["rho"] = rho = _rho(res["P"], res["lam"], Xp, Ex, Q, Enu)
-            except (CertificateError, np.linalg.LinAlgError) as e:
-                entry["status"] = f"does not re-verify ({e})"
-                rho = math.inf
-            if rho < 1:
-                log.append(entry)
-                return {"lo": lo, "hi": hi, "P": res["P"], "lam": res["lam"], "rho": rho,
-                        "scale": s}
         log.append(entry)
-        return None
+        if "P" not in res:
+            return None
+        try:
+            entry["rho"] = rho = _rho(res["P"], res["lam"], Xp, Ex, Q, Enu)
+        except (CertificateError, np.linalg.LinAlgError) as e:
+            entry["status"] = f"does not re-verify ({e})"
+            return None
+        return {"lo": lo, "hi": hi, "P": res["P"], "lam": res["lam"], "rho": rho, "scale": s} \
+            if rho < 1 else None
 
-    for s in _SHRINK:
-        best = attempt(s)
-        if best is not None:
-            break
+    top = next((s for s in _SHRINK if screened(s)), None)
+    if top is None:
+        return None, log
+    if top < 1:  # the screen fails at 2·top: refine where it passes
+        s_ok, s_bad = top, 2 * top
+        for _ in range(_SCREEN_BISECT):
+            s = math.sqrt(s_ok * s_bad)
+            s_ok, s_bad = (s, s_bad) if screened(s) else (s_ok, s)
+        top = s_ok
+    best, s_ok, s_bad = attempt(top), top, None
+    while best is None and s_ok / 2 >= _SHRINK[-1]:
+        s_ok, s_bad = s_ok / 2, s_ok
+        best = attempt(s_ok)
     if best is None:
         return None, log
-    s_ok, s_bad = best["scale"], best["scale"] * 2 if best["scale"] < 1 else None
-    for _ in range(_BISECT if s_bad is not None else 0):
-        s = math.sqrt(s_ok * s_bad)
-        got = attempt(s)
-        if got is not None:
-            best, s_ok = got, s
-        else:
-            s_bad = s
+    if s_bad is not None:  # the SDP failed at s_bad: bisect with SDPs
+        for _ in range(_BISECT):
+            s = math.sqrt(s_ok * s_bad)
+            got = attempt(s)
+            if got is not None:
+                best, s_ok = got, s
+            else:
+                s_bad = s
     return best, log
 
 
@@ -438,7 +514,9 @@ def gain_search(loop, x0: np.ndarray, half: np.ndarray, Bd: np.ndarray, Cy: np.n
                 energy: float, *, solver: str = "CVXOPT", r_eq: float = 0.0
                 ) -> tuple[dict | None, list]:
     """The smallest γ over boxes x₀ ± s·half, s = 4, 2, …, 1/32 (module docstring): large
-    boxes loosen the slope ranges, small ones cannot hold {V ≤ γ²e}."""
+    boxes loosen the slope ranges, small ones cannot hold {V ≤ γ²e}. A box where
+    :func:`vertex_radius` finds a realisation that does not contract is skipped unsolved (the
+    dissipation inequality with d = 0 would make every realisation contract)."""
     log, best = [], None
     for s in _GAIN_SCALES:
         lo, hi = iv.down(x0 - s * half), iv.up(x0 + s * half)
@@ -447,24 +525,37 @@ def gain_search(loop, x0: np.ndarray, half: np.ndarray, Bd: np.ndarray, Cy: np.n
         except CertificateError as e:
             log.append({"scale": s, "status": str(e), "time": 0.0})
             continue
-        res = _solve_gain(*rows, s * half, energy, solver)
-        entry = {"scale": s, "status": res["status"], "time": res["time"]}
-        if "P" in res:
-            try:
-                gamma = _gain(res["P"], res["lam"], res["h"], *rows)
-                if region_radius(res["P"] / energy, x0, lo, hi) < 1.0 + _shift(
-                        res["P"] / energy, r_eq):
-                    raise CertificateError("the storage's level set leaves the box")
-                entry["gamma"] = gamma
-                if best is None or gamma < best["gamma"]:
-                    best = {"lo": lo, "hi": hi, "P": res["P"], "lam": res["lam"],
-                            "h": res["h"], "gamma": gamma, "scale": s}
-            except (CertificateError, np.linalg.LinAlgError) as e:
-                entry["status"] = f"does not re-verify ({e})"
+        entry = {"scale": s, **_gain_attempt(loop, x0, lo, hi, rows, s * half, energy, solver,
+                                             r_eq)}
+        proof = {k: entry.pop(k) for k in ("P", "lam", "h") if k in entry}
         log.append(entry)
+        if "gamma" in entry and (best is None or entry["gamma"] < best["gamma"]):
+            best = {"lo": lo, "hi": hi, **proof, "gamma": entry["gamma"], "scale": s}
         if best is not None and "gamma" not in entry:
             break  # smaller boxes no longer hold the energy's level set
     return best, log
+
+
+def _gain_attempt(loop, x0, lo, hi, rows, half, energy, solver, r_eq) -> dict:
+    """One box of :func:`gain_search`: its log entry, with γ, P, λ and h when it is proved."""
+    r = vertex_radius(rows[0], rows[2], rows[3], loop.n)
+    if r >= 1:
+        return {"status": "skipped: a realisation of the loop has spectral "
+                f"radius {r:.6g} ≥ 1", "time": 0.0, "vertex_radius": r}
+    res = _solve_gain(*rows, half, energy, solver)
+    entry = {"status": res["status"], "time": res["time"]}
+    if "P" not in res:
+        return entry
+    try:
+        entry["gamma"] = _gain(res["P"], res["lam"], res["h"], *rows)
+        if region_radius(res["P"] / energy, x0, lo, hi) < 1.0 + _shift(res["P"] / energy, r_eq):
+            raise CertificateError("the storage's level set leaves the box")
+    except (CertificateError, np.linalg.LinAlgError) as e:
+        entry.pop("gamma", None)
+        entry["status"] = f"does not re-verify ({e})"
+        return entry
+    entry.update(P=res["P"], lam=res["lam"], h=res["h"])
+    return entry
 
 
 # ------------------------------------------------------------------ a fixed P: cores, fixed points
@@ -500,10 +591,9 @@ def core_multipliers(loop, x0: np.ndarray, P: np.ndarray, r: float, *,
     S-procedure can)."""
     lo, hi = _ellipse_box(P, x0, r)
     try:
-        rng = ranges(loop, lo, hi)
+        Xp, Ex, Q, Enu = _rows(loop, lo, hi)
     except CertificateError:
         return None
-    Xp, Ex, Q, Enu, _ = structure(loop, rng)
     lam = _solve_fixed(Xp, Ex, Q, Enu, P, solver)
     if lam is None:
         return None
@@ -542,10 +632,9 @@ def fixed_point_box(loop, x0: np.ndarray, *, rel: float = 1e-6,
     half = rel * (1.0 + np.abs(x0))
     lo, hi = iv.down(x0 - half), iv.up(x0 + half)
     try:
-        rng = ranges(loop, lo, hi)
+        Xp, Ex, Q, Enu = _rows(loop, lo, hi)
     except CertificateError:
         return None
-    Xp, Ex, Q, Enu, _ = structure(loop, rng)
     res = _solve(Xp, Ex, Q, Enu, half, solver)
     if "P" not in res:
         return None
