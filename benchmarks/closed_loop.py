@@ -353,7 +353,7 @@ def demo_section(seeds: list[int], cache: Path, quick: bool) -> list[str]:
 def write(quick: bool, yin: list[str], yin_summary, held: list[str], users: list[str],
           demos: list[str], seeds: list[int]) -> Path:
     cmd = "python benchmarks/closed_loop.py" + (" --quick" if quick else "") + (
-        f" --seeds {' '.join(map(str, seeds))}" if seeds != [0, 1] else "")
+        f" --seeds {' '.join(map(str, seeds))}" if seeds != [0, 1, 2] else "")
     (unsat_name, unsat_peer, unsat, _), (sat_name, sat_peer, sat, sat_basin) = yin_summary
 
     def ratio(row, peer):
@@ -394,20 +394,25 @@ def write(quick: bool, yin: list[str], yin_summary, held: list[str], users: list
         "|---|---|---|---|---|---|---|---|",
         *held,
         "",
-        "## D. Plants users bring",
-        "",
-        "| loop | method | region | share of the simulated basin | sampled check | time (s) | "
-        "load |",
-        "|---|---|---|---|---|---|---|",
-        *users,
-        "",
         "## C. The demos' controllers on their real plants",
         "",
         "| loop | method | region | measure | sampled check | time (s) | load |",
         "|---|---|---|---|---|---|---|",
         *demos,
         "",
+        "Seed 0 is the tuning seed (the search's settings were fixed looking at it; the SDP "
+        "screen was checked on seeds 0 and 1); seed 2's networks were trained for this run and "
+        "not looked at before. Targets: ≥ 50 % of the simulated basin for the pendulum's catch "
+        "region, ≤ 5 s per certificate.",
+        "",
         "![demo pendulum](img/loop_demo_pendulum.png)",
+        "",
+        "## D. Plants users bring",
+        "",
+        "| loop | method | region | share of the simulated basin | sampled check | time (s) | "
+        "load |",
+        "|---|---|---|---|---|---|---|",
+        *users,
         "",
         "Notes:",
         "- The peer is their program without the off-by-one IQC, which is the exact value of "
@@ -433,7 +438,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     IMG.mkdir(parents=True, exist_ok=True)
-    seeds = args.seeds or ([0] if args.quick else [0, 1])
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     yin, summary = yin_section(args.repo, args.quick)
     held = held_out_section(args.repo, args.quick)
     users = user_plants_section(args.quick)
