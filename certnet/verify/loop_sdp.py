@@ -46,8 +46,8 @@ from certnet.errors import CertificateError
 from certnet.verify import interval as iv
 from certnet.verify.jet import Jet, as_jet
 
-__all__ = ["search", "vertex_radius", "verify", "gain_search", "verify_gain", "region_radius",
-           "fixed_point_box", "core_multipliers", "verify_core", "MAX_Z"]
+__all__ = ["search", "vertex_radius", "reach_ratio", "verify", "gain_search", "verify_gain",
+           "region_radius", "fixed_point_box", "core_multipliers", "verify_core", "MAX_Z"]
 
 MAX_Z = 400  #: size check: the LMI is (n + channels)² — refused beyond this
 _MARGIN = 1e-6  # the SDP asks for this much more than the check needs
@@ -332,38 +332,80 @@ def region_radius(P: np.ndarray, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray)
     return float(np.min(room / np.sqrt(np.diag(Pi)))) * (1 - 1e-9)
 
 
-def vertex_radius(Xp: np.ndarray, Q: np.ndarray, Enu: np.ndarray, n: int, *,
-                  samples: int = _VERTEX_SAMPLES, seed: int = 0) -> float:
-    """A lower bound of the largest spectral radius of the loop's realisations in the LMI.
-
-    Each uncertain element is ν_i = δ_i q_i with |δ_i| ≤ 1 (the loop transformation), so fixing
-    δ gives a linear map Δx ↦ Δx⁺ = M(δ) Δx, M(δ) = X_x + X_ν (I − D Q_ν)⁻¹ D Q_x with
-    D = diag(δ) (Q_ν is strictly lower triangular: every element reads earlier ones). If the LMI
-    holds, every M(δ) contracts in |·|_P, so ρ(M(δ)) < 1: a δ with ρ(M(δ)) ≥ 1 proves the LMI
-    infeasible without solving it. The δ tried: 0, ``samples`` random sign vectors, then two
-    passes of single sign flips from the worst one (deterministic for a given ``seed``).
-    """
+def _realisations(Xp: np.ndarray, Q: np.ndarray, Enu: np.ndarray, n: int):
+    """δ ↦ M(δ) = X_x + X_ν (I − D Q_ν)⁻¹ D Q_x, D = diag(δ): the linear map Δx ↦ Δx⁺ of the
+    LMI's loop with every uncertain element fixed to ν_i = δ_i q_i, |δ_i| ≤ 1 (Q_ν is strictly
+    lower triangular: every element reads earlier ones)."""
     cols = Enu.argmax(axis=1)
     Qx, Qn, Xx, Xn = Q[:, :n], Q[:, cols], Xp[:, :n], Xp[:, cols]
     eye = np.eye(len(cols))
 
-    def radius(d: np.ndarray) -> float:
-        N = np.linalg.solve(eye - d[:, None] * Qn, d[:, None] * Qx)
-        return float(np.abs(np.linalg.eigvals(Xx + Xn @ N)).max())
+    def M(d: np.ndarray) -> np.ndarray:
+        return Xx + Xn @ np.linalg.solve(eye - d[:, None] * Qn, d[:, None] * Qx)
 
+    return M, len(cols)
+
+
+def _signs(count: int, samples: int, seed: int):
+    """δ = 0, then ``samples`` random sign vectors (deterministic for a given seed)."""
     rng = np.random.default_rng(seed)
-    worst_d = np.zeros(len(cols))
-    worst = radius(worst_d)
+    yield np.zeros(count)
     for _ in range(samples):
-        d = rng.choice([-1.0, 1.0], len(cols))
+        yield rng.choice([-1.0, 1.0], count)
+
+
+def vertex_radius(Xp: np.ndarray, Q: np.ndarray, Enu: np.ndarray, n: int, *,
+                  samples: int = _VERTEX_SAMPLES, seed: int = 0) -> float:
+    """A lower bound of the largest spectral radius of the loop's realisations in the LMI.
+
+    If the LMI holds, every realisation M(δ) (:func:`_realisations`) contracts in |·|_P, so
+    ρ(M(δ)) < 1: a δ with ρ(M(δ)) ≥ 1 proves the LMI infeasible without solving it. The δ
+    tried: 0, ``samples`` random sign vectors, then two passes of single sign flips from the
+    worst one (deterministic for a given ``seed``).
+    """
+    M, count = _realisations(Xp, Q, Enu, n)
+
+    def radius(d: np.ndarray) -> float:
+        return float(np.abs(np.linalg.eigvals(M(d))).max())
+
+    worst, worst_d = -1.0, None
+    for d in _signs(count, samples, seed):
         if (r := radius(d)) > worst:
             worst, worst_d = r, d
     for _ in range(2):
-        for i in range(len(cols)):
+        for i in range(count):
             d = worst_d.copy()
             d[i] = -d[i] if d[i] else 1.0
             if (r := radius(d)) > worst:
                 worst, worst_d = r, d
+    return worst
+
+
+def reach_ratio(Xp: np.ndarray, Q: np.ndarray, Enu: np.ndarray, Bd: np.ndarray, n: int,
+                half: np.ndarray, energy: float, *, samples: int = 32, seed: int = 0) -> float:
+    """max_j √(e W_jj) / half_j over realisations: how far the states a disturbance of energy e
+    can reach from x̂ stick out of the box (> 1: out).
+
+    W = Σ_k M^k B_d B_dᵀ (M^k)ᵀ is the reachability Gramian of a realisation (M(δ), B_d), whose
+    reachable set under Σ|d|² ≤ e is {x : xᵀW⁻¹x ≤ e}, of half-widths √(e W_jj). The
+    dissipation LMI keeps every realisation's trajectories from x̂ in {V ≤ e}, which it puts in
+    the box, so a ratio > 1 proves it infeasible. Realisations tried: δ = 0 and ``samples``
+    random sign vectors (those with ρ(M) < 1).
+    """
+    import warnings
+
+    import scipy.linalg as sla
+
+    M, count = _realisations(Xp, Q, Enu, n)
+    worst = 0.0
+    for d in _signs(count, samples, seed):
+        A = M(d)
+        if not np.abs(np.linalg.eigvals(A)).max() < 1:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            W = sla.solve_discrete_lyapunov(A, Bd @ Bd.T)
+        worst = max(worst, float(np.max(np.sqrt(energy * np.maximum(np.diag(W), 0.0)) / half)))
     return worst
 
 
@@ -538,10 +580,16 @@ def gain_search(loop, x0: np.ndarray, half: np.ndarray, Bd: np.ndarray, Cy: np.n
 
 def _gain_attempt(loop, x0, lo, hi, rows, half, energy, solver, r_eq) -> dict:
     """One box of :func:`gain_search`: its log entry, with γ, P, λ and h when it is proved."""
-    r = vertex_radius(rows[0], rows[2], rows[3], loop.n)
+    Xp, _, Q, Enu, Ed, _ = rows
+    r = vertex_radius(Xp, Q, Enu, loop.n)
     if r >= 1:
         return {"status": "skipped: a realisation of the loop has spectral "
                 f"radius {r:.6g} ≥ 1", "time": 0.0, "vertex_radius": r}
+    out = reach_ratio(Xp, Q, Enu, Xp[:, Xp.shape[1] - len(Ed):], loop.n, half, energy)
+    if out > 1:
+        return {"status": "skipped: the states a disturbance of this energy reaches in a "
+                f"realisation of the loop stick out of the box ({out:.4g}× its half-width)",
+                "time": 0.0, "reach_ratio": out}
     res = _solve_gain(*rows, half, energy, solver)
     entry = {"status": res["status"], "time": res["time"]}
     if "P" not in res:

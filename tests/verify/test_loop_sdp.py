@@ -63,3 +63,28 @@ def test_the_search_skips_ruled_out_boxes_and_solves_where_the_screen_passes():
     # the solved box is no larger than the smallest box the screen ruled out
     assert best["scale"] < min(e["scale"] for e in skipped)
     assert loop_sdp.verify(loop, x0, best["lo"], best["hi"], best["P"], best["lam"]) < 1
+
+
+def test_the_reach_ratio_is_the_energy_reachable_half_width_over_the_box():
+    # x⁺ = (a + δb) x + d: reachable |x| under Σd² ≤ e is √(e / (1 − (a + δb)²)), worst δ = ±1
+    a, b, e, half = 0.5, 0.3, 0.04, np.array([0.1])
+    Xp = np.array([[a, 1.0, 1.0]])  # columns: x, ν, d
+    Q = np.array([[b, 0.0, 0.0]])
+    Enu = np.array([[0.0, 1.0, 0.0]])
+    got = loop_sdp.reach_ratio(Xp, Q, Enu, np.array([[1.0]]), 1, half, e)
+    assert np.isclose(got, np.sqrt(e / (1 - (a + b) ** 2)) / half[0])
+
+
+def test_a_gain_box_the_reach_screen_rules_out_is_one_the_sdp_cannot_prove():
+    loop, x0 = _four_state_loop()
+    Bd, Cy, energy = np.array([[0.0], [0.05], [0.0], [0.0]]), np.eye(4)[:2], 0.05
+    ruled_out = 0
+    for s in (0.01, 0.02, 0.05, 0.1):
+        half = np.full(4, s)
+        rows = loop_sdp._gain_rows(loop, iv.down(x0 - half), iv.up(x0 + half), Bd, Cy)
+        Xp, _, Q, Enu, _, _ = rows
+        if loop_sdp.reach_ratio(Xp, Q, Enu, Bd, 4, half, energy) > 1:
+            ruled_out += 1
+            res = loop_sdp._solve_gain(*rows, half, energy, "CVXOPT")
+            assert "P" not in res
+    assert ruled_out >= 1  # the test exercised the screen
