@@ -45,6 +45,7 @@ import numpy as np
 from certnet.errors import CertificateError
 from certnet.verify import interval as iv
 from certnet.verify.jet import Jet, as_jet
+from certnet.verify.loop_shape import linear_rate
 
 __all__ = ["search", "vertex_radius", "reach_ratio", "verify", "gain_search", "verify_gain",
            "region_radius", "fixed_point_box", "core_multipliers", "verify_core", "MAX_Z"]
@@ -364,19 +365,15 @@ def vertex_radius(Xp: np.ndarray, Q: np.ndarray, Enu: np.ndarray, n: int, *,
     worst one (deterministic for a given ``seed``).
     """
     M, count = _realisations(Xp, Q, Enu, n)
-
-    def radius(d: np.ndarray) -> float:
-        return float(np.abs(np.linalg.eigvals(M(d))).max())
-
     worst, worst_d = -1.0, None
     for d in _signs(count, samples, seed):
-        if (r := radius(d)) > worst:
+        if (r := linear_rate(M(d))) > worst:
             worst, worst_d = r, d
     for _ in range(2):
         for i in range(count):
             d = worst_d.copy()
             d[i] = -d[i] if d[i] else 1.0
-            if (r := radius(d)) > worst:
+            if (r := linear_rate(M(d))) > worst:
                 worst, worst_d = r, d
     return worst
 
@@ -400,7 +397,7 @@ def reach_ratio(Xp: np.ndarray, Q: np.ndarray, Enu: np.ndarray, Bd: np.ndarray, 
     worst = 0.0
     for d in _signs(count, samples, seed):
         A = M(d)
-        if not np.abs(np.linalg.eigvals(A)).max() < 1:
+        if not linear_rate(A) < 1:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -567,8 +564,8 @@ def gain_search(loop, x0: np.ndarray, half: np.ndarray, Bd: np.ndarray, Cy: np.n
         except CertificateError as e:
             log.append({"scale": s, "status": str(e), "time": 0.0})
             continue
-        entry = {"scale": s, **_gain_attempt(loop, x0, lo, hi, rows, s * half, energy, solver,
-                                             r_eq)}
+        entry = {"scale": s, **_gain_attempt(loop, x0, lo, hi, rows, Bd, s * half, energy,
+                                             solver, r_eq)}
         proof = {k: entry.pop(k) for k in ("P", "lam", "h") if k in entry}
         log.append(entry)
         if "gamma" in entry and (best is None or entry["gamma"] < best["gamma"]):
@@ -578,14 +575,14 @@ def gain_search(loop, x0: np.ndarray, half: np.ndarray, Bd: np.ndarray, Cy: np.n
     return best, log
 
 
-def _gain_attempt(loop, x0, lo, hi, rows, half, energy, solver, r_eq) -> dict:
+def _gain_attempt(loop, x0, lo, hi, rows, Bd, half, energy, solver, r_eq) -> dict:
     """One box of :func:`gain_search`: its log entry, with γ, P, λ and h when it is proved."""
-    Xp, _, Q, Enu, Ed, _ = rows
+    Xp, _, Q, Enu, _, _ = rows
     r = vertex_radius(Xp, Q, Enu, loop.n)
     if r >= 1:
         return {"status": "skipped: a realisation of the loop has spectral "
                 f"radius {r:.6g} ≥ 1", "time": 0.0, "vertex_radius": r}
-    out = reach_ratio(Xp, Q, Enu, Xp[:, Xp.shape[1] - len(Ed):], loop.n, half, energy)
+    out = reach_ratio(Xp, Q, Enu, Bd, loop.n, half, energy)
     if out > 1:
         return {"status": "skipped: the states a disturbance of this energy reaches in a "
                 f"realisation of the loop stick out of the box ({out:.4g}× its half-width)",
