@@ -161,14 +161,18 @@ def optimize_multipliers(
     V_i = [a_i, e_i]), so H_ij = tr(K_i G_ij K_j G_ijᵀ) with G_ij = [[P, Q], [Qᵀ, R]]_ij is
     elementwise array arithmetic. Stops when the barrier's duality-gap bound ν·μ, ν = D + N,
     falls below ``tol``·ρ or at ``max_iter`` Newton steps — so the result does not depend on the
-machine's speed or load — or, only if the caller sets one, at a ``time_budget`` cap in seconds
-(recorded in the returned status). Every
-    iterate is strictly feasible, so the best t so far always proves a bound.
+    machine's speed or load — or, only if the caller sets one, at a ``time_budget`` cap in
+    seconds (recorded in the returned status). Every iterate is strictly feasible, so its ρ
+    bounds its Schur value ρ*(t) (what the certificate proves); the t returned is the one of
+    smallest ρ*(t) among the start, the last iterate and the iterate of smallest ρ — not
+    simply the last: ρ*(t) along the barrier path is not monotone, and an early stop
+    (``max_iter``, ``time_budget``) used to return an iterate up to 2× worse than the start.
 
     Returns
     -------
     (list of ndarray, dict)
-        Multipliers per hidden layer (normalised units) and solver info.
+        Multipliers per hidden layer (normalised units) and solver info (``best_rho``: ρ*(t)
+        of the returned t).
     """
     t_start = time.perf_counter()
     start = feasible_start(net)
@@ -188,6 +192,8 @@ machine's speed or load — or, only if the caller sets one, at a ``time_budget`
     mu = rho / nu
     chol, ld = _logdet_neg(net, np.split(t, cuts), rho)
     steps, status = 0, "max_iter reached"
+    # M(ρ, t) ≺ 0 at every iterate, so the iterate's ρ ≥ ρ*(t): track the t of smallest ρ
+    low_rho, low_t = rho, t.copy()
 
     def objective(t_, rho_, ld_):
         return rho_ / mu - ld_ - float(np.log(t_).sum())
@@ -253,16 +259,24 @@ machine's speed or load — or, only if the caller sets one, at a ``time_budget`
                 c1, ld1 = _logdet_neg(net, np.split(t1, cuts), r1)
                 if c1 is not None and objective(t1, r1, ld1) <= f0 - 0.25 * step * dec2:
                     t, rho, chol, ld = t1, r1, c1, ld1
+                    if rho < low_rho:
+                        low_rho, low_t = rho, t.copy()
                     break
             step *= 0.5
         else:
             status = "line search failed"
             break
+    best_rho, best_t = rho_start, np.concatenate(start)
+    for cand in (low_t, t):  # the proved value ρ*(t) is what counts: return the best of these
+        r_star, _ = rho_and_grad(net, np.split(cand, cuts), grad=False)
+        if r_star < best_rho:
+            best_rho, best_t = r_star, cand
     info = {
         "iterations": steps,
         "time": time.perf_counter() - t_start,
         "status": status,
         "start_rho": rho_start,
         "rho": rho,
+        "best_rho": best_rho,
     }
-    return np.split(t, cuts), info
+    return np.split(best_t, cuts), info

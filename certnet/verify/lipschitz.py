@@ -14,6 +14,13 @@ method             what proves the bound                                        
 =================  ==============================================================  =========
 
 ``auto`` uses "product" for GroupSort nets (no slope class) and "fast" otherwise.
+
+The SDP methods first reduce the net exactly (:mod:`certnet.verify.reduce`: dead neurons
+dropped, bit-identical neurons merged — so for a net with duplicated neurons the bound holds
+for every bias that keeps them equal — ReLU neurons rebalanced by powers of two) and add a
+proved bound on the rounding of folding scalings and multiplying out identity layers
+(:func:`certnet.verify.lmi.rounding_inflation`). An SDP certificate looser than the product
+bound is never returned: the product certificate is, with ``data["looser"]`` saying so.
 """
 
 from __future__ import annotations
@@ -81,7 +88,10 @@ def lipschitz(
     Returns
     -------
     Certificate
-        ``kind="lipschitz"``, ``norm="l2"``; ``check(net)`` re-proves it in float64.
+        ``kind="lipschitz"``, ``norm="l2"``; ``check(net)`` re-proves it in float64. If the
+        requested SDP method proves a larger value than the product bound (e.g. stopped by
+        ``time_budget``), the product certificate is returned instead (``method="product"``,
+        ``data["looser"]`` holds the method asked for, its value and solver status).
 
     Raises
     ------
@@ -117,5 +127,19 @@ def lipschitz(
     data["affine_gain"] = {"lipschitz": cert.value, "f0_norm": f0}
     data["wall_time"] = time.perf_counter() - t0
     if cert.method != "product":
-        data["product"] = product_certificate(stack).value
+        prod = product_certificate(stack)
+        data["product"] = prod.value
+        if prod.value < cert.value:  # never return a bound looser than one we hold
+            pdata = dict(prod.data)
+            pdata["affine_gain"] = {"lipschitz": prod.value, "f0_norm": f0}
+            pdata["product"] = prod.value
+            pdata["wall_time"] = time.perf_counter() - t0
+            pdata["looser"] = {
+                "method": cert.method,
+                "value": cert.value,
+                "solver": cert.solver,
+                "note": f"{cert.method} proved {cert.value!r}, looser than the product bound; "
+                "the product certificate is returned",
+            }
+            return dataclasses.replace(prod, data=pdata)
     return dataclasses.replace(cert, data=data)

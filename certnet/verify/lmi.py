@@ -21,22 +21,29 @@ For fixed t with hidden block C(t) ≺ 0, the smallest feasible ρ is the Schur 
 
     ρ*(t) = λ_max(P − Q C⁻¹ Qᵀ),   M(0, t) = [[P, Q], [Qᵀ, C]]  split after the input block,
 
-so *any* t ≥ 0 with C(t) ≺ 0 proves a bound; :func:`certify_rho` recomputes it from t alone and
-proves M(ρ, t) ⪯ 0 by a floating-point Cholesky factorisation with Rump's (2006) round-off
-margin. All work is done on weights rescaled by exact powers of two (so no rounding is added);
-ρ and t are stored in the user's units.
+so *any* t ≥ 0 with C(t) ≺ 0 proves a bound for the computed weights W̃ (after the exact
+reduction of :mod:`certnet.verify.reduce`); the certified value adds
+:func:`rounding_inflation`, the proved effect of W − W̃ (folded scalings, multiplied-out
+identity layers, merged duplicate columns), so it bounds the exact network.
+:func:`certify_rho` recomputes ρ from t alone and proves M(ρ, t) ⪯ 0 by a floating-point
+Cholesky factorisation with Rump's (2006) round-off margin plus margins for forming M and for
+the diagonal shifts. All work is done on weights rescaled by exact powers of two (so no
+rounding is added); ρ and t are stored in the user's units.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
 
 from certnet.errors import CertificateError
 from certnet.verify.certificate import Certificate, register_checker
+from certnet.verify.product import spectral_norms
+from certnet.verify.reduce import reduce_layers
+from certnet.verify.rounding import frob_up, matmul_err, scale_err, up
 
 __all__ = [
     "SlopeNet",
@@ -44,6 +51,8 @@ __all__ = [
     "assemble",
     "certify_rho",
     "sqrt_up",
+    "rounding_inflation",
+    "certified_value",
     "lmi_certificate",
 ]
 
@@ -57,17 +66,26 @@ class SlopeNet:
     Attributes
     ----------
     ws : tuple of ndarray
-        W_0 … W_ℓ (float64, scalings folded in).
+        W̃_0 … W̃_ℓ: the float64 weights the LMI is proved for (scalings folded in, identity
+        layers multiplied out, dead and duplicated neurons removed).
     alpha, beta : tuple of float
         Slope bounds of hidden layers 1 … ℓ.
     names : tuple of str
         Activation names (for messages).
+    errs : tuple of float
+        e_k ≥ ‖W_k − W̃_k‖₂, W_k the exact matrix of the user's network (0: computed exactly);
+        empty means all 0. See :func:`rounding_inflation`.
+    reduction : dict
+        What :func:`~certnet.verify.reduce.reduce_layers` and the rescaling did (stored in the
+        certificate and compared by the checker).
     """
 
     ws: tuple[np.ndarray, ...]
     alpha: tuple[float, ...]
     beta: tuple[float, ...]
     names: tuple[str, ...]
+    errs: tuple[float, ...] = ()
+    reduction: dict = field(default_factory=dict)
 
     @property
     def widths(self) -> list[int]:
@@ -90,15 +108,69 @@ class SlopeNet:
         """(this net with W_k / s_k, [s_k]); exact in floating point."""
         s = self.pow2_scales()
         ws = tuple(w / sk for w, sk in zip(self.ws, s, strict=True))
-        return SlopeNet(ws, self.alpha, self.beta, self.names), s
+        errs = tuple(e / sk for e, sk in zip(self.errs, s, strict=False))
+        return SlopeNet(ws, self.alpha, self.beta, self.names, errs, self.reduction), s
+
+
+_HOMOGENEOUS = ("relu", "leaky_relu")  # σ(cz) = cσ(z) for c > 0
+
+
+def _rebalance(ws: list, es: list, names: list) -> int:
+    """Move a power-of-two scale c_i ≈ √(‖col_i‖/‖row_i‖) from each positively homogeneous
+    neuron's outgoing column to its incoming row (σ(c z) = c σ(z), c > 0): the same map and,
+    for LipSDP-Neuron, the same bound (t_i absorbs c_i²), but every neuron at a like scale, so
+    the solvers see no 1e±10 spread. Exact: skipped for a neuron whose scaled entries would
+    leave the normal range. LipSDP-Layer is not invariant under it, but it stays a valid bound
+    on the same map (measured: 2.7e19× → 1.0× the lower bound on a net with 1e±10 rows).
+    Returns the number of neurons rescaled; edits in place."""
+    count = 0
+    for k, name in enumerate(names):
+        if name not in _HOMOGENEOUS:
+            continue
+        w_in, w_out = ws[k], ws[k + 1]
+        rn, cn = np.linalg.norm(w_in, axis=1), np.linalg.norm(w_out, axis=0)
+        ok = (rn > 0) & (cn > 0)
+        ex = np.zeros(rn.shape, dtype=int)
+        ex[ok] = np.round(0.5 * (np.log2(cn[ok]) - np.log2(rn[ok]))).astype(int)
+        ex = np.clip(ex, -900, 900)
+        if not ex.any():
+            continue
+        c = np.ldexp(1.0, ex)
+        new_in, new_out = w_in * c[:, None], w_out / c[None, :]
+
+        def fine(a, b):
+            return ((np.abs(a) >= 2.0**-1022) & np.isfinite(a)) | (b == 0)
+
+        good = fine(new_in, w_in).all(axis=1) & fine(new_out, w_out).all(axis=0)
+        c = np.where(good, c, 1.0)
+        ws[k], ws[k + 1] = w_in * c[:, None], w_out / c[None, :]
+        for j, sc in ((k, c[:, None]), (k + 1, 1.0 / c[None, :])):
+            if es[j] is not None:
+                es[j] = np.where(es[j] > 0, np.nextafter(es[j] * sc, np.inf), 0.0)
+        count += int(np.count_nonzero(c != 1.0))
+    return count
 
 
 def slope_net(stack, method: str) -> SlopeNet:
     """The :class:`SlopeNet` of a LayerStack; refuses activations with no slope class.
 
-    Layers joined by a linear activation (α = β, e.g. identity) are multiplied out: the map is
-    the same, and LipSDP then bounds the product exactly instead of through multipliers that
-    would have to grow without bound.
+    In order, each step exact or with its rounding bounded (:mod:`certnet.verify.rounding`):
+
+    1. dead neurons dropped and exact duplicates merged (:func:`~certnet.verify.reduce.
+       reduce_layers`);
+    2. input/output scalings folded into the first/last weights (exact for powers of two,
+       else a γ₁ entrywise error bound);
+    3. layers joined by a linear activation (α = β, e.g. identity) multiplied out — the same
+       map, and LipSDP then bounds the product directly instead of through multipliers that
+       would have to grow without bound. The product is computed with a proved entrywise error
+       bound (Dot2 under cancellation), so a cancelling product such as
+       [1, 1, 1]·[1e16, 1, −1e16]ᵀ cannot be certified as 0;
+    4. ReLU / leaky-ReLU neurons rebalanced by powers of two (:func:`_rebalance`; exact, so
+       the same map: LipSDP-Neuron's bound is unchanged in exact arithmetic, LipSDP-Layer's and
+       both solvers' conditioning improve).
+
+    The bound e_k on ‖W_k − W̃_k‖₂ is kept in ``errs``; :func:`rounding_inflation` turns it
+    into the amount added to the LMI's value.
 
     Raises
     ------
@@ -111,17 +183,57 @@ def slope_net(stack, method: str) -> SlopeNet:
                 f"method {method!r} needs elementwise activations with a slope class, but "
                 f"hidden layer {k + 1} is {a.name!r} (not elementwise); use method='product'"
             )
-    ws = [np.asarray(w, dtype=np.float64) for w in stack.folded_weights()]
-    out_w, al, be, names = [ws[0]], [], [], []
-    for k, a in enumerate(stack.activations):
-        if a.alpha == a.beta:  # a linear map (identity): merge the layers, exactly Lip-preserving
-            out_w[-1] = a.alpha * (ws[k + 1] @ out_w[-1])
+    red = reduce_layers(stack.weights, stack.biases, stack.activations)
+    ws, es = list(red.weights), list(red.errors)
+    ws[0], es[0] = scale_err(ws[0], es[0], stack.input_scale, axis=1)
+    ws[-1], es[-1] = scale_err(ws[-1], es[-1], stack.output_scale, axis=0)
+    out_w, out_e, al, be, names = [ws[0]], [es[0]], [], [], []
+    for k, a in enumerate(red.activations):
+        if a.alpha == a.beta:  # a linear map (identity): merge the layers
+            w_next, e_next = ws[k + 1], es[k + 1]
+            if a.alpha != 1.0:
+                w_next, e_next = scale_err(w_next, e_next, np.full(w_next.shape[0], a.alpha), 0)
+            out_w[-1], out_e[-1] = matmul_err(w_next, e_next, out_w[-1], out_e[-1])
             continue
         out_w.append(ws[k + 1])
+        out_e.append(es[k + 1])
         al.append(float(a.alpha))
         be.append(float(a.beta))
         names.append(a.name)
-    return SlopeNet(tuple(out_w), tuple(al), tuple(be), tuple(names))
+    rescaled = _rebalance(out_w, out_e, names)
+    reduction = {"kept": red.kept, "rescaled": rescaled} if red.changed or rescaled else {}
+    errs = tuple(frob_up(e) for e in out_e)
+    return SlopeNet(
+        tuple(out_w), tuple(al), tuple(be), tuple(names), errs if any(errs) else (), reduction
+    )
+
+
+def rounding_inflation(net: SlopeNet) -> float:
+    """Bound on Lip(f) − Lip(f̃) for f the exact network and f̃ the computed one (``net.ws``).
+
+    With e_j ≥ ‖W_j − W̃_j‖₂, n_j ≥ ‖W̃_j‖₂ (rounded-up SVD) and λ_k = max(|α_k|, |β_k|),
+
+        Lip(f) ≤ Lip(f̃) + ∏_k λ_k · Σ_j e_j ∏_{i>j} n_i ∏_{i<j} (n_i + e_i).
+
+    Proof: replace W̃_j by W_j one layer at a time, j = 0 … ℓ; at step j write the net as
+    G ∘ W_j ∘ H (H: layers < j, already exact; G: layers > j, still computed). Then
+    G(W_j H(x)) − G(W_j H(y)) = [G(W̃_j H(x) + c) − G(W̃_j H(y) + c)] + [G(W̃_j H(y) + c) −
+    G(W̃_j H(y) + c′)] with c = (W_j − W̃_j) H(x), c′ = (W_j − W̃_j) H(y): the first bracket is
+    the previous net with a shifted bias — and every bound here, like every LipSDP bound, holds
+    for every bias — and the second is at most Lip(G) e_j Lip(H) ‖x − y‖. Lip(G), Lip(H) are
+    bounded by the products above. Computed in float64 and rounded up.
+    """
+    if not any(net.errs):
+        return 0.0
+    n = spectral_norms(net.ws)
+    lam = math.prod(max(abs(a), abs(b)) for a, b in zip(net.alpha, net.beta, strict=True))
+    total = 0.0
+    for j, e in enumerate(net.errs):
+        if e > 0:
+            after = math.prod(n[j + 1 :])
+            before = math.prod(ni + ei for ni, ei in zip(n[:j], net.errs[:j], strict=True))
+            total += e * after * before
+    return float(up(total * lam, 3 * len(net.ws) + 4))
 
 
 def _offsets(net: SlopeNet) -> list[int]:
@@ -212,7 +324,10 @@ def certify_rho(net: SlopeNet, ts) -> float:
     d = m0.shape[0]
     n0 = nn_.widths[0]
     nmax = max(nn_.widths) + 3
+    # |fl(M) − M| ≤ γ_{n+3} |M|_abs entrywise (each entry: ≤ n products summed, then ≤ 3 block
+    # additions); ‖·‖₂ ≤ ‖·‖_F, the latter computed with a relative error ≤ γ_{D²+1}.
     d_form = _gamma(nmax) * float(np.linalg.norm(assemble(nn_, th, 0.0, absolute=True)))
+    d_form *= 1 + 2 * _gamma(d * d + 2)
     delta = 4.0 * d_form + 1e-290
     c = m0[n0:, n0:] + 2.0 * delta * np.eye(d - n0)
     if d > n0:
@@ -230,11 +345,16 @@ def certify_rho(net: SlopeNet, ts) -> float:
     schur = (schur + schur.T) / 2 + 2.0 * delta * np.eye(n0)
     rho = max(float(np.linalg.eigvalsh(schur)[-1]), 0.0) + 2.0 * delta
     rho = max(rho, 1e-300)
+    diag_max = float(np.abs(np.diag(m0)).max())
     for attempt in range(8):
         a = -m0
         a[np.diag_indices(n0)] += rho
         g = _gamma(d + 1)
-        d_chol = g / (1 - 2 * g) * float(np.trace(a)) + d_form + 1e-290
+        # Rump's margin for the factorisation, of the computed trace (γ_d relative), plus
+        # the rounding of forming M (d_form) and of adding ρ and subtracting the margin on the
+        # diagonal (one rounding each, ≤ u (ρ + max|M_ii| + d_chol)).
+        d_chol = g / (1 - 2 * g) * float(np.trace(a)) * (1 + 2 * _gamma(d + 1)) + d_form
+        d_chol = (d_chol + 2 * _U * (rho + diag_max) + 1e-290) * (1 + 4 * _U)
         a[np.diag_indices(d)] -= d_chol
         try:
             np.linalg.cholesky(a)
@@ -252,18 +372,34 @@ def sqrt_up(rho: float) -> float:
     return float(np.nextafter(math.sqrt(rho), math.inf))
 
 
+def certified_value(net: SlopeNet, rho: float) -> float:
+    """The Lipschitz bound of the *exact* network proved by ρ for the computed one:
+    √ρ (rounded up) + :func:`rounding_inflation`, the sum rounded up."""
+    base = sqrt_up(rho)
+    infl = rounding_inflation(net)
+    return float(np.nextafter(base + infl, math.inf)) if infl > 0 else base
+
+
 def lmi_certificate(
     stack, method: str, ts, *, solver: dict, margin: float, data: dict | None = None
 ) -> Certificate:
-    """A ``kind="lipschitz"`` certificate proved by multipliers ``ts`` (user's units)."""
+    """A ``kind="lipschitz"`` certificate proved by multipliers ``ts`` (user's units), for the
+    reduced, computed net of :func:`slope_net`; ``data`` records the rounding inflation and the
+    reduction, which the checker re-derives from the original network."""
     net = slope_net(stack, method)
     flat = np.concatenate([np.ravel(t) for t in ts]) if len(ts) else np.zeros(0)
     rho = certify_rho(net, flat)
-    info = {"widths": net.widths, "alpha": list(net.alpha), "beta": list(net.beta)}
+    info = {
+        "widths": net.widths,
+        "alpha": list(net.alpha),
+        "beta": list(net.beta),
+        "rounding": {"errors": list(net.errs), "inflation": rounding_inflation(net)},
+        "reduction": net.reduction,
+    }
     info.update(data or {})
     return Certificate(
         kind="lipschitz",
-        value=sqrt_up(rho),
+        value=certified_value(net, rho),
         method=method,
         certified=True,
         norm="l2",
@@ -281,7 +417,21 @@ def _check_lmi(cert: Certificate, stack, **context) -> float:
             f"a {cert.method!r} certificate is re-verified against the weights: call "
             "cert.check(net) with the network it was made for"
         )
-    return sqrt_up(certify_rho(slope_net(stack, cert.method), cert.array("t")))
+    net = slope_net(stack, cert.method)
+    stored = cert.data.get("reduction", {})
+    if _jsonable_eq(stored) != _jsonable_eq(net.reduction):
+        raise CertificateError(
+            "the certificate's network reduction (dropped/merged/rescaled neurons) differs from "
+            "the one re-derived from the network; it was tampered with or made for another "
+            "network: re-certify"
+        )
+    return certified_value(net, certify_rho(net, cert.array("t")))
+
+
+def _jsonable_eq(x):
+    import json
+
+    return json.dumps(x, sort_keys=True, default=int)
 
 
 for _m in ("lipsdp-neuron", "lipsdp-layer", "fast"):

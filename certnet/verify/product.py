@@ -11,7 +11,9 @@ the Frobenius figure is reported alongside in ``data``.
 
 Round-off: LAPACK's largest singular value has a relative error of order (m+n)·u
 (backward-stable bidiagonalisation, Demmel–Kahan QR); each norm is inflated by 8(m+n+1)·u and
-the product by a like factor, so the certified value bounds the exact one.
+the product by a like factor, so the certified value bounds the exact one. Folding a scaling
+that is not a power of two into W rounds each entry (relative error ≤ u); the bound e_k of
+:func:`folded_with_errors` on ‖W_k − W̃_k‖_F is added to both norms of that layer.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from certnet.errors import CertificateError
 from certnet.verify.certificate import Certificate, register_checker
+from certnet.verify.rounding import frob_up, scale_err
 
 __all__ = ["product_bound", "product_certificate", "spectral_norms"]
 
@@ -41,6 +44,16 @@ def spectral_norms(weights) -> list[float]:
     ]
 
 
+def folded_with_errors(stack) -> tuple[list[np.ndarray], list[float]]:
+    """(W̃_k, e_k): the folded weights as computed and e_k ≥ ‖W_k − W̃_k‖_F for the exact
+    W_1 diag(s_in) and diag(s_out) W_L (0 unless a scaling is not a power of two)."""
+    ws = [np.asarray(w, dtype=np.float64) for w in stack.weights]
+    es: list = [None] * len(ws)
+    ws[0], es[0] = scale_err(ws[0], es[0], stack.input_scale, axis=1)
+    ws[-1], es[-1] = scale_err(ws[-1], es[-1], stack.output_scale, axis=0)
+    return ws, [frob_up(e) for e in es]
+
+
 def product_bound(stack) -> dict:
     """Per-layer spectral and Frobenius norms, activation constants and both products.
 
@@ -50,9 +63,9 @@ def product_bound(stack) -> dict:
         ``spectral`` and ``frobenius`` (lists, one per weight matrix, rounded up),
         ``act_lipschitz`` (one per hidden layer), ``product_spectral``, ``product_frobenius``.
     """
-    ws = stack.folded_weights()
-    spec = spectral_norms(ws)
-    frob = [_up(np.linalg.norm(w), w.size) for w in ws]
+    ws, errs = folded_with_errors(stack)
+    spec = [_up(n + e, 1) for n, e in zip(spectral_norms(ws), errs, strict=True)]
+    frob = [_up(np.linalg.norm(w), w.size) + e for w, e in zip(ws, errs, strict=True)]
     acts = [float(a.lipschitz) for a in stack.activations]
     k = len(ws) + len(acts)
     return {

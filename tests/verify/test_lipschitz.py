@@ -83,3 +83,152 @@ def test_normalized_mlp_reports_frobenius_bound():
     cert = lipschitz(net, "product")
     assert cert.data["product_spectral"] <= cert.data["product_frobenius"]
     assert cert.data["product_frobenius"] == pytest.approx(net.lipschitz_bound(), rel=1e-6)
+
+
+# ---------------------------------------------------------------- issue 13: rounding, degenerate
+import dataclasses  # noqa: E402
+from fractions import Fraction  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from certnet.verify.lmi import slope_net, sqrt_up  # noqa: E402
+from certnet.verify.lower import lipschitz_lower_bound, sampled_bound  # noqa: E402
+from tests.verify.conftest import make_stack, random_weights  # noqa: E402
+
+SDP = ["fast", "lipsdp-neuron", "lipsdp-layer"]
+
+
+def cancellation_net():
+    net = nn.Sequential(nn.Linear(1, 3, bias=False), nn.Linear(3, 1, bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1e16], [1.0], [-1e16]]))
+        net[1].weight.copy_(torch.tensor([[1.0, 1.0, 1.0]]))
+    return net  # f(x) = x exactly; float64 W1 @ W0 is 0
+
+
+@pytest.mark.parametrize("method", [*SDP, "product", "auto"])
+def test_cancelling_identity_merge_is_not_certified_below_the_truth(method):
+    net = cancellation_net()
+    cert = lipschitz(net, method)
+    assert 1.0 <= cert.value <= (1.0 + 1e-12 if method != "product" else 1e17)
+    assert cert.check(net) <= cert.value
+
+
+def test_an_omitted_rounding_inflation_is_detected():
+    w0 = np.array([[1.0], [2.0**-60], [1.0]])  # W1 @ W0 rounds; inflation > 0
+    stack = make_stack([w0, np.array([[1.0, 1.0, -1.0]])], ["identity"])
+    cert = lipschitz(stack, "fast")
+    infl = cert.data["rounding"]["inflation"]
+    assert infl > 0
+    bare = dataclasses.replace(cert, value=sqrt_up(cert.multipliers["rho"]))
+    with pytest.raises(CertificateError, match="re-verification"):
+        bare.check(stack)
+
+
+def test_linear_nets_against_exact_rational_arithmetic():
+    # W2 W1 W0 = u vᵀ of rank one: ‖·‖₂² = ‖u‖²‖v‖² exactly, with cancellation inside
+    rng = np.random.default_rng(0)
+    for big in (2.0**20, 2.0**54, 2.0**60, 2.0**80):  # from 2⁵⁴ on, float64 W₁W₀ loses v
+        u = rng.integers(1, 6, size=(2, 1)).astype(float)
+        v = rng.integers(1, 6, size=(1, 3)).astype(float)
+        w0 = np.vstack([v * big, v, -v * big])  # 3 × 3
+        w1 = np.array([[1.0, 1.0, 1.0]])
+        stack = make_stack([w0, w1, u], ["identity", "identity"])
+        exact = Fraction(int((u**2).sum()) * int((v**2).sum()))
+        for method in [*SDP, "product"]:
+            cert = lipschitz(stack, method)
+            assert Fraction(cert.value) ** 2 >= exact, method
+            if method != "product":
+                assert cert.value <= float(exact) ** 0.5 * (1 + 1e-5)  # Dot2: ~κu² at 2⁸⁰
+
+
+def degenerate_stack(kind, seed=0):
+    ws = random_weights([3, 8, 8, 1], seed=seed)
+    bs = [np.zeros(8), np.zeros(8), np.zeros(1)]
+    if kind == "pruned":
+        ws[0][2] = 0.0
+        ws[1][5] = 0.0
+    elif kind == "dead-output":
+        ws[1][:, 4] = 0.0
+    elif kind == "duplicate":
+        ws[0][3] = ws[0][1]
+        ws[1][:, 3] = -ws[1][:, 1]  # the two cancel exactly in the map
+    elif kind == "spread":
+        ws[0][4] *= 1e10
+        ws[1][:, 4] /= 1e10
+        ws[0][1] *= 1e-10
+        ws[1][:, 1] *= 1e10
+    return make_stack(ws, ["relu", "relu"], bs)
+
+
+@pytest.mark.parametrize("kind", ["pruned", "dead-output", "duplicate", "spread"])
+def test_degenerate_nets_are_certified_as_tightly_as_lipsdp_neuron(kind):
+    stack = degenerate_stack(kind)
+    fast = lipschitz(stack, "fast")  # failed with CertificateError, or was 1e15× loose
+    ref = lipschitz(stack, "lipsdp-neuron", solver="CVXOPT")
+    low = lipschitz_lower_bound(stack, restarts=4, steps=100, class_restarts=0)["realized"]
+    assert low <= ref.value * (1 + 1e-9) and low <= fast.value * (1 + 1e-9)
+    assert fast.value <= ref.value * 1.01
+    assert ref.value <= 2.0 * low  # not 1e15× (measured ≤ 1.004× with the class bound)
+    assert fast.check(stack) <= fast.value
+    assert fast.data["reduction"]
+    assert Certificate.from_json(fast.to_json()).check(stack) <= fast.value
+
+
+def test_a_tampered_reduction_is_rejected():
+    stack = degenerate_stack("pruned")
+    cert = lipschitz(stack, "fast")
+    data = dict(cert.data)
+    data["reduction"] = {**data["reduction"], "kept": [data["reduction"]["kept"][0], []]}
+    with pytest.raises(CertificateError, match="reduction"):
+        dataclasses.replace(cert, data=data).check(stack)
+    full = slope_net(make_stack(random_weights([3, 8, 8, 1], seed=0), ["relu"] * 2), "fast")
+    bad = dataclasses.replace(cert, multipliers={"t": np.ones(sum(full.hidden)), "rho": 1.0})
+    with pytest.raises(CertificateError):
+        bad.check(stack)
+
+
+def test_never_looser_than_the_product_bound(monkeypatch):
+    import importlib
+
+    from certnet.verify.fast import feasible_start
+
+    lipmod = importlib.import_module("certnet.verify.lipschitz")  # the module, not the function
+
+    def loose(net, **kw):  # feasible but poor multipliers, as a time-limited run may return
+        return [1e6 * t for t in feasible_start(net)], {"status": "time budget 0 s reached"}
+
+    monkeypatch.setattr(lipmod, "optimize_multipliers", loose)
+    stack = make_stack(random_weights([3, 6, 6, 1], seed=1), ["relu", "tanh"])
+    cert = lipschitz(stack, "fast")
+    prod = lipschitz(stack, "product")
+    assert cert.method == "product" and cert.value == prod.value
+    assert cert.data["looser"]["method"] == "fast" and cert.data["looser"]["value"] > cert.value
+    assert cert.check(stack) <= cert.value
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    dims=st.sampled_from([[2, 5, 1], [3, 6, 4, 2], [2, 4, 4, 4, 1]]),
+    zero_rows=st.integers(0, 2),
+    dups=st.integers(0, 2),
+)
+def test_property_degenerate_random_nets(seed, dims, zero_rows, dups):
+    rng = np.random.default_rng(seed)
+    ws = random_weights(dims, seed=seed)
+    bs = [rng.normal(size=w.shape[0]) for w in ws]
+    for _ in range(zero_rows):
+        k = rng.integers(0, len(ws) - 1)
+        ws[k][rng.integers(0, ws[k].shape[0])] = 0.0
+    for _ in range(dups):
+        k = rng.integers(0, len(ws) - 1)
+        i, j = rng.choice(ws[k].shape[0], 2, replace=False)
+        ws[k][j], bs[k][j] = ws[k][i], bs[k][i]
+    stack = make_stack(ws, ["relu"] * (len(dims) - 2), bs)
+    fast = lipschitz(stack, "fast")
+    ref = lipschitz(stack, "lipsdp-neuron", solver="CVXOPT")
+    assert sampled_bound(stack, samples=200, seed=seed) <= fast.value * (1 + 1e-9)
+    assert fast.value <= ref.value * 1.01 + 1e-12
+    assert fast.check(stack) <= fast.value
