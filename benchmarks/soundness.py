@@ -290,7 +290,26 @@ def make_case(i: int):
 
 # --------------------------------------------------------------------------- lower bounds
 def _double(net: nn.Module) -> nn.Module:
+    """A float64 copy computing the same real-arithmetic function: parametrised weights are
+    first evaluated in the module's own dtype and frozen (``.double()`` of a parametrised
+    float32 layer would recompute its weight in float64 — another function), then widened,
+    which is exact."""
+    from torch.nn.utils import parametrize
+
     f = copy.deepcopy(net)
+    for parent in list(f.modules()):
+        for name, m in list(parent.named_children()):
+            if isinstance(m, nn.Linear) and parametrize.is_parametrized(m):
+                # parametrize.remove_parametrizations would edit the class the deep copy
+                # shares with the original; a plain Linear with the computed weight instead
+                plain = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+                with torch.no_grad():
+                    plain.weight = nn.Parameter(m.weight.detach().clone())
+                    if m.bias is not None:
+                        plain.bias = nn.Parameter(m.bias.detach().clone())
+                plain._forward_hooks.update(m._forward_hooks)
+                plain._forward_pre_hooks.update(m._forward_pre_hooks)
+                setattr(parent, name, plain)
     try:
         return f.double()
     except Exception:  # a module that cannot change dtype: evaluate as it is

@@ -20,16 +20,19 @@ dropped, bit-identical neurons merged — so for a net with duplicated neurons t
 for every bias that keeps them equal — ReLU neurons rebalanced by powers of two) and add a
 proved bound on the rounding of folding scalings and multiplying out identity layers
 (:func:`certnet.verify.lmi.rounding_inflation`). An SDP certificate looser than the product
-bound is never returned: the product certificate is, with ``data["looser"]`` saying so.
+bound is never returned: the product certificate is, with ``data["looser"]`` saying so; the
+same when ``fast``'s multipliers prove nothing (e.g. per-neuron scales 1e±8 under tanh).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import numpy as np
 
+from certnet.errors import CertificateError
 from certnet.nn.extract import extract_layers
 from certnet.verify.certificate import Certificate
 from certnet.verify.fast import optimize_multipliers
@@ -52,6 +55,19 @@ def _fast(stack, time_budget: float | None, max_iter: int) -> Certificate:
     ts = [t * (p2[-1] / p2[k + 1]) for k, t in enumerate(th)]
     solver = {"name": "certnet.fast (L-BFGS on the Schur value)", **info}
     return lmi_certificate(stack, "fast", ts, solver=solver, margin=0.0)
+
+
+def _product_instead(stack, t0: float, method: str, value: float, solver: dict, note: str):
+    """The product certificate, with ``data["looser"]`` saying which method was asked for and
+    what it gave (a larger value, or a failure)."""
+    prod = product_certificate(stack)
+    data = dict(prod.data)
+    f0 = float(np.linalg.norm(stack.forward(np.zeros(stack.widths[0]))))
+    data["affine_gain"] = {"lipschitz": prod.value, "f0_norm": f0}
+    data["product"] = prod.value
+    data["wall_time"] = time.perf_counter() - t0
+    data["looser"] = {"method": method, "value": value, "solver": solver, "note": note}
+    return dataclasses.replace(prod, data=data)
 
 
 def lipschitz(
@@ -91,7 +107,8 @@ def lipschitz(
         ``kind="lipschitz"``, ``norm="l2"``; ``check(net)`` re-proves it in float64. If the
         requested SDP method proves a larger value than the product bound (e.g. stopped by
         ``time_budget``), the product certificate is returned instead (``method="product"``,
-        ``data["looser"]`` holds the method asked for, its value and solver status).
+        ``data["looser"]`` holds the method asked for, its value and solver status); also
+        when "fast" finds no multipliers that prove a bound (value ``inf`` in ``looser``).
 
     Raises
     ------
@@ -119,7 +136,10 @@ def lipschitz(
     if method == "product":
         cert = product_certificate(stack)
     elif method == "fast":
-        cert = _fast(stack, time_budget, max_iter)
+        try:
+            cert = _fast(stack, time_budget, max_iter)
+        except CertificateError as exc:  # its multipliers prove nothing: the product bound
+            return _product_instead(stack, t0, "fast", math.inf, {}, f"fast failed: {exc}")
     else:
         cert = lipsdp(stack, method.split("-")[1], solver=solver, max_memory=max_memory)
     f0 = float(np.linalg.norm(stack.forward(np.zeros(stack.widths[0]))))
@@ -130,16 +150,7 @@ def lipschitz(
         prod = product_certificate(stack)
         data["product"] = prod.value
         if prod.value < cert.value:  # never return a bound looser than one we hold
-            pdata = dict(prod.data)
-            pdata["affine_gain"] = {"lipschitz": prod.value, "f0_norm": f0}
-            pdata["product"] = prod.value
-            pdata["wall_time"] = time.perf_counter() - t0
-            pdata["looser"] = {
-                "method": cert.method,
-                "value": cert.value,
-                "solver": cert.solver,
-                "note": f"{cert.method} proved {cert.value!r}, looser than the product bound; "
-                "the product certificate is returned",
-            }
-            return dataclasses.replace(prod, data=pdata)
+            note = (f"{cert.method} proved {cert.value!r}, looser than the product bound; the "
+                    "product certificate is returned")
+            return _product_instead(stack, t0, cert.method, cert.value, cert.solver, note)
     return dataclasses.replace(cert, data=data)

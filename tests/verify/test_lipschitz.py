@@ -232,3 +232,22 @@ def test_property_degenerate_random_nets(seed, dims, zero_rows, dups):
     assert sampled_bound(stack, samples=200, seed=seed) <= fast.value * (1 + 1e-9)
     assert fast.value <= ref.value * 1.01 + 1e-12
     assert fast.check(stack) <= fast.value
+
+
+def test_fast_falls_back_to_the_product_bound_when_its_multipliers_prove_nothing():
+    # per-neuron scales 1e±8 under tanh (not homogeneous, so they cannot be rebalanced): the
+    # fast optimiser finds no multipliers with C(t) ≺ 0; it used to raise CertificateError
+    rng = np.random.default_rng(3)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)
+    ).double()
+    s = torch.from_numpy(10.0 ** rng.uniform(-8, 8, 6))
+    with torch.no_grad():
+        net[0].weight.mul_(s[:, None])
+        net[2].weight.div_(s[None, :])
+    cert = lipschitz(net, "fast")
+    assert cert.method in ("fast", "product")
+    if cert.method == "product":
+        assert cert.data["looser"]["method"] == "fast"
+    assert cert.check(net) <= cert.value
+    assert cert.value >= lipschitz_lower_bound(net, class_restarts=0)["realized"] * (1 - 1e-9)
