@@ -66,8 +66,15 @@ import certnet as cn  # noqa: E402
 from certnet.errors import CertificateError  # noqa: E402
 from certnet.verify import Certificate, lipschitz  # noqa: E402
 
-__all__ = ["main", "make_case", "make_loop", "run_case", "run_loop", "lower_bound",
-           "tamper_variants"]
+__all__ = [
+    "main",
+    "make_case",
+    "make_loop",
+    "run_case",
+    "run_loop",
+    "lower_bound",
+    "tamper_variants",
+]
 
 FAMILIES = ("normalized", "sequential", "degenerate", "linear", "adversarial")
 TOL = 1e-9  # relative slack for the rounding of an attained lower bound
@@ -679,9 +686,10 @@ def _write(summary: dict, args, seconds: float, n: int, path: Path, loops=()) ->
     ]
     if summary["unsound"]:
         lines += ["Unsound certificates:", ""]
-        lines += [f"* case {i} {lab} {m}: {v:.6g} < {lb:.6g}" for i, lab, m, v, lb in summary[
-            "unsound"
-        ][:30]]
+        lines += [
+            f"* case {i} {lab} {m}: {v:.6g} < {lb:.6g}"
+            for i, lab, m, v, lb in summary["unsound"][:30]
+        ]
     if summary["bad_tamper"]:
         lines += ["", "Tampering accepted falsely or crashing:", ""]
         lines += [f"* case {i} {lab}: {f}" for i, lab, f in summary["bad_tamper"][:30]]

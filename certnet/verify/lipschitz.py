@@ -150,7 +150,9 @@ def lipschitz(
         prod = product_certificate(stack)
         data["product"] = prod.value
         if prod.value < cert.value:  # never return a bound looser than one we hold
-            note = (f"{cert.method} proved {cert.value!r}, looser than the product bound; the "
-                    "product certificate is returned")
+            note = (
+                f"{cert.method} proved {cert.value!r}, looser than the product bound; the "
+                "product certificate is returned"
+            )
             return _product_instead(stack, t0, cert.method, cert.value, cert.solver, note)
     return dataclasses.replace(cert, data=data)
