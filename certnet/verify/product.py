@@ -9,9 +9,11 @@ GroupSort. The Frobenius product is what a :class:`~certnet.nn.NormalizedMLP` gu
 construction (‖W_k‖_F = r_k); the spectral product is never larger, so it is the certificate and
 the Frobenius figure is reported alongside in ``data``.
 
-Round-off: LAPACK's largest singular value has a relative error of order (m+n)·u
-(backward-stable bidiagonalisation, Demmel–Kahan QR); each norm is inflated by 8(m+n+1)·u and
-the product by a like factor, so the certified value bounds the exact one. Folding a scaling
+Round-off: LAPACK's largest singular value comes with no guaranteed bound, so each ‖W_k‖₂ is
+*proved* (:func:`~certnet.verify.rounding.spectral_norm_up`: s² I − WᵀW ≻ 0 by a Cholesky
+factorisation with Rump's margins, s a few ulps above σ̃_max); Frobenius norms and the products
+are inflated by 8(n+1)·u for n roundings, which exceeds γ_n, so the certified value bounds the
+exact one. Folding a scaling
 that is not a power of two into W rounds each entry (relative error ≤ u); the bound e_k of
 :func:`folded_with_errors` on ‖W_k − W̃_k‖_F is added to both norms of that layer.
 """
@@ -25,7 +27,7 @@ import numpy as np
 
 from certnet.errors import CertificateError
 from certnet.verify.certificate import Certificate, register_checker
-from certnet.verify.rounding import frob_up, scale_err
+from certnet.verify.rounding import frob_up, scale_err, spectral_norm_up
 
 __all__ = ["product_bound", "product_certificate", "spectral_norms"]
 
@@ -37,11 +39,10 @@ def _up(x: float, n: int) -> float:
 
 
 def spectral_norms(weights) -> list[float]:
-    """‖W_k‖₂ of every matrix (largest singular value, numpy's SVD), rounded up by
-    8 (m + n + 1) u relative for an m × n matrix; 0 for an empty one."""
-    return [
-        _up(np.linalg.svd(w, compute_uv=False)[0], sum(w.shape)) if w.size else 0.0 for w in weights
-    ]
+    """Proved upper bounds on ‖W_k‖₂ of every matrix (:func:`~certnet.verify.rounding.
+    spectral_norm_up`: LAPACK's σ_max as the candidate, proved by a Cholesky factorisation
+    with Rump's margins); 0 for an empty one."""
+    return [spectral_norm_up(w) for w in weights]
 
 
 def folded_with_errors(stack) -> tuple[list[np.ndarray], list[float]]:

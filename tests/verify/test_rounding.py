@@ -1,8 +1,9 @@
 from fractions import Fraction
 
 import numpy as np
+import pytest
 
-from certnet.verify.rounding import dot2, frob_up, matmul_err, scale_err
+from certnet.verify.rounding import dot2, frob_up, matmul_err, scale_err, spectral_norm_up
 
 
 def _exact_product(a, b):
@@ -48,3 +49,47 @@ def test_scale_err_is_exact_for_powers_of_two_and_bounded_otherwise():
             err = abs(Fraction(w[i, j]) * Fraction(s[j]) - Fraction(r[i, j]))
             assert err <= Fraction(e[i, j])
     assert frob_up(e) >= np.linalg.norm(e) > 0
+
+
+@pytest.mark.parametrize(
+    "shape,scale",
+    [((1, 1), 1.0), ((4, 1), 2.0**-10), ((1, 7), 2.0**17), ((9, 9), 1.0), ((40, 13), 2.0**660)],
+)
+def test_spectral_norm_up_bounds_the_exact_norm_and_stays_within_a_few_ulps(shape, scale):
+    # powers of two: W·scale is exact, so the bound is about the integer matrix W
+    rng = np.random.default_rng(sum(shape))
+    w = rng.integers(-7, 8, shape).astype(np.float64)
+    s = spectral_norm_up(w * scale) / scale
+    # the exact ‖W‖₂² is an eigenvalue of the integer matrix WᵀW: its characteristic
+    # polynomial is positive above the largest root, so p(s²) > 0 with s² above all of them
+    g = [[Fraction(int(v)) for v in row] for row in (w.T @ w if shape[0] >= shape[1] else w @ w.T)]
+    exact_top = float(np.linalg.eigvalsh(np.array(g, dtype=np.float64))[-1])
+    t = Fraction(s) ** 2
+    # s² − G is positive definite ⇔ all leading principal minors > 0 (exact rationals)
+    m = [[(t if i == j else 0) - g[i][j] for j in range(len(g))] for i in range(len(g))]
+    assert all(_det([row[:n] for row in m[:n]]) > 0 for n in range(1, len(m) + 1))
+    assert s <= np.sqrt(exact_top) * (1 + 1e-12)
+
+
+def _det(m):
+    """Exact determinant by fraction-free Gaussian elimination."""
+    m = [row[:] for row in m]
+    n, det = len(m), Fraction(1)
+    for i in range(n):
+        piv = next((r for r in range(i, n) if m[r][i] != 0), None)
+        if piv is None:
+            return Fraction(0)
+        if piv != i:
+            m[i], m[piv], det = m[piv], m[i], -det
+        det *= m[i][i]
+        for r in range(i + 1, n):
+            f = m[r][i] / m[i][i]
+            m[r] = [a - f * b for a, b in zip(m[r], m[i], strict=True)]
+    return det
+
+
+def test_spectral_norm_up_survives_extreme_scales_and_rank_one():
+    assert spectral_norm_up(np.diag([1e-300, 1e300])) >= 1e300
+    assert spectral_norm_up(np.zeros((3, 2))) == 0.0
+    w = np.outer([3.0, 4.0], [1.0, 2.0, 2.0])  # ‖W‖₂ = 5 · 3 exactly
+    assert 15.0 <= spectral_norm_up(w) <= 15.0 * (1 + 1e-14)
