@@ -6,7 +6,13 @@ on stdout (nothing else), for scripts: while the command works, whatever it woul
 stdout (rich progress bars, library messages) goes to stderr instead.
 
 Errors a user can fix (missing file, unknown name, bad config, a certificate that does not
-re-verify) print one line ``error: …`` on stderr and exit with code 2, never a traceback.
+re-verify) print one line ``error: …`` on stderr and exit with code 2, never a traceback; so do
+the parser's usage errors (an unknown option, a number out of range).
+
+Run folders: ``demo`` and ``train`` record in ``OUT/run.json`` which run wrote the folder (the
+command and a digest of its settings) and refuse to write into a folder that holds the artefacts
+of another run (``--out DIR`` elsewhere, or ``--force`` to replace them); ``train`` never
+replaces an existing checkpoint without ``--resume`` (continue it) or ``--force``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import hashlib
 import json
 import math
 import re
@@ -27,14 +34,46 @@ from typing import Annotated, Any, NoReturn, TextIO
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 import certnet
 from certnet.errors import CertnetError
 
 __all__ = ["app", "main"]
 
+#: The parser's usage-error class: click's, or the copy of click that typer ≥ 0.29 ships
+#: (typer.BadParameter derives from it in both).
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """The command group, with the parser's usage errors (an unknown option, a missing argument,
+    a number out of range) printed as one line ``error: …`` and exit code 2, like ``_fail``."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        with _usage_errors(ctx):
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        with _usage_errors(ctx):
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors(ctx: typer.Context):
+    try:
+        yield
+    except _UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `certnet` alone: the help, as asked
+            raise
+        where = (e.ctx or ctx).command_path
+        text = " ".join(e.format_message().split()).rstrip(".")
+        _fail(f"{text}; see {where} --help")
+
+
 app = typer.Typer(
     help="certnet: certified neural-network controllers (train, verify, simulate, deploy).",
+    cls=_OneLineUsageErrors,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -93,15 +132,28 @@ def _require(module: str):
 
 
 def _existing(path: Path, what: str) -> Path:
+    """``path`` if it is a file, else exit 2 saying what it is instead."""
+    if path.is_dir():
+        inside = path / "controller.safetensors"
+        hint = f", e.g. {inside}" if what == "model file" and inside.is_file() else ""
+        _fail(f"{path} is a folder, not a {what}; pass the file itself{hint}")
     if not path.is_file():
         _fail(f"no such {what}: {path}")
     return path
 
 
 def _load_model(path: Path):
+    """The network of a certnet file; a file without digests loads with one line
+    ``warning: …`` on stderr."""
+    import warnings
+
     _existing(path, "model file")
-    with _user_errors():
-        return certnet.load(path)
+    with _user_errors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        net = certnet.load(path)
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+    return net
 
 
 def _number(x: Any) -> Any:
@@ -224,7 +276,11 @@ def demo(
         Path | None, typer.Option("--out", help="Output folder (default: runs/NAME).")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Reduced budget (a smoke run).")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace the artefacts of another run in OUT."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run an end-to-end demo: train, certify, simulate, write a report with plots."""
@@ -232,8 +288,17 @@ def demo(
     if name not in demos.NAMES:
         _fail(f"unknown demo {name!r}; choose one of {', '.join(demos.NAMES)}")
     out = out if out is not None else Path("runs") / name
+    run = _run_record(
+        "demo",
+        {"demo": name, "quick": quick, "seed": seed},
+        f"certnet demo {name}{' --quick' if quick else ''} --seed {seed}",
+    )
+    _claim_folder(out, run, force=force)
+    _write_record(out, run)
     with _user_errors():
         result = demos.run(name, out, quick=quick, seed=seed)
+    written = sorted({Path(f).name for f in result.files if Path(f).parent == out})
+    _write_record(out, {**run, "files": ["run.json", *written]})
     cert = result.certificate
     payload: dict[str, Any] = {
         "demo": name,
@@ -264,12 +329,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
     _existing(path, "config file")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        _fail(f"{path} is not a text file; pass a TOML run config, e.g. examples/pendulum.toml")
     except tomllib.TOMLDecodeError as e:
-        _fail(f"{path} is not valid TOML: {e}")
+        _fail(f"{path} is not valid TOML: {e}; see examples/pendulum.toml")
 
 
-def _train_setup(path: Path, out: Path, resume: bool):
+def _train_setup(path: Path, out: Path, resume: bool, force: bool = False):
     """Validate a run config: (plant, method, expert, trainer config); exit 2 naming bad keys."""
     raw = _read_toml(path)
     unknown = [k for k in raw if k not in TRAIN_KEYS]
@@ -295,22 +362,30 @@ def _train_setup(path: Path, out: Path, resume: bool):
     data.setdefault("checkpoint", str(out / "checkpoint.pt"))
     if resume:
         data["resume"] = True
+    if force:
+        data["overwrite"] = True
     with _user_errors():
         try:
             cfg = train.config_from_dict(cls, data)
         except (TypeError, ValueError) as e:
             raise type(e)(f"{path} [train]: {e}") from None
-    plant = _make_plant(raw["plant"], raw.get("plant_kwargs", {}))
+    kwargs = raw.get("plant_kwargs", {})
+    plant = _make_plant(raw["plant"], kwargs, where=f"{path} [plant_kwargs]" if kwargs else "")
     expert = _make_expert(raw["expert"], plant) if method == "imitate" else None
     return raw, method, cfg, plant, expert
 
 
-def _make_plant(name: str, kwargs: dict[str, Any]):
+def _make_plant(name: str, kwargs: dict[str, Any], where: str = ""):
+    """The plant ``name`` built with ``kwargs``; a bad keyword exits 2 naming ``where`` (the
+    config table they come from) and the plant's class, whose docstring lists them."""
     plants = _require("plants")
     if name not in PLANTS:
         _fail(f"unknown plant {name!r}; choose one of {', '.join(PLANTS)}")
-    with _user_errors():
+    try:
         return getattr(plants, PLANTS[name])(**kwargs)
+    except (CertnetError, ValueError, TypeError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        _fail(f"{where or name}: {why}; see help(certnet.plants.{PLANTS[name]}) for its arguments")
 
 
 EXPERTS = ("lqr", "swing_up", "mpc")
@@ -330,10 +405,17 @@ def _make_expert(name: str, plant):
 def train(
     config: Annotated[Path, typer.Argument(help="A TOML run config (see examples/pendulum.toml).")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: runs/CONFIG).")
+        Path | None,
+        typer.Option("--out", help="Output folder (default: runs/CONFIG-train)."),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Start afresh: replace the checkpoint and the artefacts in OUT."
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -341,18 +423,40 @@ def train(
 
     The train table's optimizer is mm (default), smm (MM on a stream of mini-batches) or autonewton, which choose their own step size, or rsgd or adam, which need lr.
     """  # noqa: E501  (one line: rich keeps a docstring's line breaks)
-    out = out if out is not None else Path("runs") / config.stem
-    raw, method, cfg, plant, expert = _train_setup(config, out, resume)
+    if resume and force:
+        _fail("--resume continues the checkpoint and --force discards it; pass one of them")
+    out = out if out is not None else Path("runs") / f"{config.stem}-train"
+    raw, method, cfg, plant, expert = _train_setup(config, out, resume, force)
+    run = _train_record(raw, f"certnet train {config}")
+    same = _claim_folder(out, run, force=force, resume=resume)
     train_mod = _require("train")
+    if not resume and not force:
+        with _user_errors():
+            train_mod.refuse_existing_checkpoint(cfg.checkpoint)
+    if not same:
+        _write_record(out, run, config=raw)  # the folder is this run's from now on
     with _user_errors():
-        if method == "imitate":
-            result = train_mod.imitate(expert, plant, cfg)
-        else:
-            result = train_mod.optimize_policy(plant, cfg)
+        try:
+            if method == "imitate":
+                result = train_mod.imitate(expert, plant, cfg)
+            else:
+                result = train_mod.optimize_policy(plant, cfg)
+        except FloatingPointError as e:
+            _fail(
+                f"training stopped: {str(e).splitlines()[0]}; {cfg.checkpoint} (if written) "
+                "holds the last saved iteration; try a smaller lipschitz budget or horizon"
+            )
     net, history = result.net, result.history
-    run = {"config": raw, "resolved": _jsonable_config(cfg), "history": history.to_dict()}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps(run, indent=1, default=str))
+    files = ["run.json", "controller.safetensors"]
+    if Path(cfg.checkpoint).parent == out:
+        files.append(Path(cfg.checkpoint).name)
+    _write_record(
+        out,
+        {**run, "files": files},
+        config=raw,
+        resolved=_jsonable_config(cfg),
+        history=history.to_dict(),
+    )
     model = certnet.save(net, out / "controller.safetensors", metadata={"run": json.dumps(raw)})
     payload: dict[str, Any] = {
         "plant": raw["plant"],
@@ -362,12 +466,98 @@ def train(
         "first_loss": history.loss[0] if history.loss else float("nan"),
         "final_loss": history.loss[-1] if history.loss else float("nan"),
         "time_s": history.time_s[-1] if history.time_s else 0.0,
+        "out": str(out),
         "controller": str(model),
         "checkpoint": str(cfg.checkpoint),
     }
     if hasattr(net, "lipschitz_bound"):
         payload["by_construction_bound"] = net.lipschitz_bound()
     _emit(as_json, payload, _kv_table(f"trained {config}", payload))
+
+
+# ------------------------------------------------------------------------------ run folders
+#: Files certnet writes into a run folder (and ``*certificate*.json``): a folder holding any of
+#: them holds a run, which only the same run (or ``--force``) may write over.
+ARTEFACTS = ("run.json", "controller.safetensors", "checkpoint.pt", "report.md", "metrics.json")
+
+#: ``[train]`` keys a continued run may change (the budget and the display), so ``--resume``
+#: after raising ``iterations`` still continues the same run.
+_BUDGET_KEYS = ("iterations", "checkpoint_every", "progress", "resume", "overwrite")
+
+
+def _run_record(command: str, settings: dict[str, Any], description: str) -> dict[str, Any]:
+    """What ``OUT/run.json`` says about the run that wrote the folder: the command, a digest
+    (SHA-256) of the settings that make it this run, and the command line for messages."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return {
+        "command": command,
+        "digest": hashlib.sha256(text.encode()).hexdigest(),
+        "description": description,
+    }
+
+
+def _train_record(raw: dict[str, Any], description: str) -> dict[str, Any]:
+    train = {k: v for k, v in raw.get("train", {}).items() if k not in _BUDGET_KEYS}
+    return _run_record("train", {**raw, "train": train}, description)
+
+
+def _write_record(out: Path, run: dict[str, Any], **more: Any) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps({"run": run, **more}, indent=1, default=str))
+
+
+def _folder_record(out: Path) -> dict[str, Any] | None:
+    """The record of the run that wrote ``out`` (``run.json``'s ``run``; for a ``run.json``
+    of a train run written before records existed, rebuilt from its config), else None."""
+    try:
+        data = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("run"), dict) and {"command", "digest"} <= set(data["run"]):
+        return data["run"]
+    if isinstance(data.get("config"), dict):
+        return _train_record(data["config"], "certnet train")
+    return None
+
+
+def _claim_folder(out: Path, run: dict[str, Any], *, force: bool, resume: bool = False) -> bool:
+    """Check that ``run`` may write into ``out``; True when ``out`` already holds this run.
+
+    A folder without artefacts, or holding this run's (same command, same settings digest), is
+    free. Another run's artefacts stop the command (exit 2), unless ``force``: then they are
+    deleted, so that no report or certificate about another controller stays behind.
+    """
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file; pass a folder for the run's artefacts")
+    found = [out / n for n in ARTEFACTS if (out / n).exists()] if out.is_dir() else []
+    found += sorted(out.glob("*certificate*.json")) if out.is_dir() else []
+    if not found:
+        return False
+    old = _folder_record(out)
+    if old is not None and (old["command"], old["digest"]) == (run["command"], run["digest"]):
+        return True
+    who = (
+        f"another run ({old.get('description', old['command'])})"
+        if old is not None
+        else "a run it does not record (no readable run.json)"
+    )
+    names = ", ".join(p.name for p in found)
+    if resume:
+        _fail(
+            f"{out} holds the artefacts of {who}: {names}; --resume continues only the run that "
+            "wrote the folder: pass the config that wrote it (only [train] iterations may change)"
+        )
+    if not force:
+        _fail(
+            f"{out} holds the artefacts of {who}: {names}; write this run to another folder "
+            "with --out DIR, or delete them and start afresh with --force"
+        )
+    listed = [n for n in (old or {}).get("files", []) if isinstance(n, str) and Path(n).name == n]
+    for p in {*found, *(out / n for n in listed)}:
+        p.unlink(missing_ok=True)
+    return False
 
 
 def _jsonable_config(cfg: Any) -> dict[str, Any]:
@@ -402,6 +592,7 @@ def simulate(
 
     net = _load_model(model)
     plant = _make_plant(plant_name, {})
+    _fits_plant(net, model, plant, plant_name)
     start = plant.reset_high if x0 is None else _state_values(x0, "--x0", plant)
     dtype = next(net.parameters()).dtype
 
@@ -425,6 +616,25 @@ def simulate(
         _plot_rollout(plant, states, actions, plot)
         payload["plot"] = str(plot)
     _emit(as_json, payload, _kv_table(f"{model} on {plant_name}", payload))
+
+
+def _fits_plant(net, model: Path, plant, plant_name: str) -> None:
+    """Exit 2 when the network's input or output size is not the plant's."""
+    widths = _output_and_input(net)
+    if widths != (plant.n_inputs, plant.n_obs):
+        _fail(
+            f"{model} maps {widths[1]} inputs to {widths[0]} outputs, but the plant {plant_name} "
+            f"observes {plant.n_obs} ({', '.join(plant.obs_names)}) and takes {plant.n_inputs} "
+            f"input(s); pass the --plant the controller was trained for"
+        )
+
+
+def _output_and_input(net) -> tuple[int, int]:
+    from certnet.nn import extract_layers
+
+    with _user_errors():
+        widths = extract_layers(net).widths
+    return widths[-1], widths[0]
 
 
 def _plot_rollout(plant, states, actions, path: Path) -> None:
@@ -471,7 +681,7 @@ def verify(
         typer.Option("--check", help="Re-verify this certificate JSON against MODEL instead."),
     ] = None,
     seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the lower-bound or region-shape search.")
+        int, typer.Option("--seed", min=0, help="Seed of the lower-bound or region-shape search.")
     ] = 0,
     closed_loop: Annotated[
         bool,
@@ -536,9 +746,7 @@ def verify(
         "--max-cells": max_cells,
     }
     if check is not None:
-        _existing(check, "certificate file")
-        with _user_errors():
-            cert = verify_mod.Certificate.load(check)
+        cert = _load_certificate(check)
         if cert.kind == "lipschitz":
             _refuse(
                 {"--closed-loop": closed_loop, **loop_options},
@@ -606,6 +814,17 @@ def verify(
     if not cert.certified:
         typer.echo(f"not certified: {cert.reason}", err=True)
         raise typer.Exit(1)
+
+
+def _load_certificate(path: Path):
+    """A certificate JSON, or exit 2 naming the file and what to pass instead."""
+    _existing(path, "certificate file")
+    verify_mod = _require("verify")
+    try:
+        return verify_mod.Certificate.load(path)
+    except (CertnetError, ValueError, TypeError, KeyError, OSError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        _fail(f"{path}: {why}; pass a certificate JSON written by certnet verify --out")
 
 
 def _refuse(options: dict[str, Any], why: str) -> None:
@@ -828,7 +1047,7 @@ def evaluate(
         str, typer.Option("--env", help="A registered gymnasium env id.")
     ] = "Pendulum-v1",
     episodes: Annotated[int, typer.Option("--episodes", min=1, help="Number of episodes.")] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the first episode.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first episode.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Mean/std return (and more) of a controller on a gymnasium environment."""
@@ -843,8 +1062,12 @@ def evaluate(
         near = difflib.get_close_matches(env, list(gymnasium.registry), n=3)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         _fail(f"unknown gymnasium env id {env!r}{hint}")
-    with _user_errors():
+    try:
         probe = gymnasium.make(env)
+    except gymnasium.error.Error as e:
+        _fail(f"cannot make {env}: {str(e).splitlines()[0]}; install what it needs or pick another")
+    _fits_env(net, model, probe, env)
+    with _user_errors():
         policy = export.to_policy(net, env=probe)  # clip to the env's action space
         probe.close()
         ev = export.evaluate(policy, env, episodes=episodes, seed=seed)
@@ -862,6 +1085,27 @@ def evaluate(
         "mean_length": float(ev.lengths.mean()),
     }
     _emit(as_json, payload, _kv_table(f"{model} on {env}", payload))
+
+
+def _fits_env(net, model: Path, probe, env: str) -> None:
+    """Exit 2 unless ``probe`` has flat Box observation and action spaces of the network's
+    input and output sizes."""
+    from gymnasium import spaces
+
+    act, obs = probe.action_space, probe.observation_space
+    if not isinstance(act, spaces.Box):
+        _fail(
+            f"{env} has a {type(act).__name__} action space; a certnet controller outputs "
+            "continuous actions, so pass an env with a Box action space, e.g. Pendulum-v1 or "
+            "certnet/ContinuousCartPole-v0"
+        )
+    n_out, n_in = _output_and_input(net)
+    if not isinstance(obs, spaces.Box) or obs.shape != (n_in,) or act.shape != (n_out,):
+        _fail(
+            f"{model} maps {n_in} inputs to {n_out} outputs, but {env} observes "
+            f"{getattr(obs, 'shape', obs)} and acts {act.shape}; pass the --env the controller "
+            "was trained for"
+        )
 
 
 def _nanmean(values) -> float:
@@ -888,13 +1132,14 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Export a controller to ONNX (scalings baked in, certificate in the metadata)."""
+    if onnx.is_dir():
+        _fail(f"--onnx {onnx} is a folder; pass a file name, e.g. --onnx {onnx / 'ctrl.onnx'}")
     net = _load_model(model)
     export_mod = _require("export")
     cert = None
     if certificate is not None:
-        _existing(certificate, "certificate file")
+        cert = _load_certificate(certificate)
         with _user_errors():
-            cert = _require("verify").Certificate.load(certificate)
             cert.check(net)
     limits: dict[str, Any] = {}
     if plant_name is not None:

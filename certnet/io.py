@@ -7,17 +7,29 @@ File layout: the tensors of ``net.state_dict()`` plus a JSON header in the safet
 * ``certnet_config`` — the architecture (widths, activation, radii, mode, budget, …) or, for a
   Sequential, the list of its layers;
 * ``certnet_version``;
+* ``certnet_digests`` — JSON object: tensor name → SHA-256 of its dtype, shape and bytes
+  (:func:`tensor_digest`), checked at load;
 * any extra string metadata the caller passes (e.g. a certificate as JSON under
   ``certificate``).
 
-Loading rebuilds the network from the header, loads the tensors strictly, and refuses NaN/inf
-weights and stored points that are off their spheres (a sign of corruption or tampering).
+Loading checks every tensor against its digest, rebuilds the network from the header, loads the
+tensors strictly, and refuses NaN/inf weights and stored points that are off their spheres (a sign
+of corruption or tampering). A flipped bit anywhere in a tensor changes its digest, even where the
+other checks cannot see it (a bias, a scaling).
+
+Files written before the digests existed (no ``certnet_digests``) still load, with a
+:class:`UserWarning` that asks to re-save them: refusing them would strand every controller
+trained so far, and a certificate stored with such a file still pins the weights by fingerprint.
+The digests detect corruption (a disk, a copy, an edit of the file); they are not a signature:
+whoever can rewrite the file can rewrite its header too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +43,24 @@ from certnet.geometry import is_on_sphere
 from certnet.nn.activations import activation_spec, spec_of_module
 from certnet.nn.mlp import NormalizedMLP
 
-__all__ = ["save", "load", "read_metadata", "FORMAT"]
+__all__ = ["save", "load", "read_metadata", "tensor_digest", "FORMAT"]
 
 FORMAT = "1"
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """SHA-256 (hex) of a tensor's dtype, shape and bytes, as stored in ``certnet_digests``.
+
+    Examples
+    --------
+    >>> a = torch.tensor([1.0, 2.0])
+    >>> tensor_digest(a) == tensor_digest(a.clone()) != tensor_digest(a.double())
+    True
+    """
+    t = t.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _sequential_config(net: nn.Sequential) -> dict[str, Any]:
@@ -104,6 +131,7 @@ def save(
             )
         meta[k] = v
     tensors = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    meta["certnet_digests"] = json.dumps({k: tensor_digest(v) for k, v in tensors.items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
@@ -121,13 +149,31 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise ModelFormatError(f"{path} is not a safetensors file ({e})") from None
+        if _has_safetensors_header(path):
+            raise ModelFormatError(
+                f"{path}: file corrupted or truncated ({e}); re-export or re-train it"
+            ) from None
+        raise ModelFormatError(
+            f"{path} is not a safetensors file ({e}); pass a network saved with certnet.save "
+            "(a .safetensors file; an ONNX or torch.save file is not one)"
+        ) from None
     if meta.get("certnet_format") is None:
         raise ModelFormatError(
             f"{path} is a safetensors file but not a certnet model (no certnet_format in its "
             "header); save models with certnet.save"
         )
     return meta
+
+
+def _has_safetensors_header(path: Path) -> bool:
+    """Whether ``path`` starts like a safetensors file (an 8-byte length, then a JSON object
+    that fits in the file), so that a failure to read it means damage, not another format."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return head[8:9] == b"{" and 8 + n <= path.stat().st_size
 
 
 def load(path: str | os.PathLike) -> nn.Module:
@@ -138,8 +184,14 @@ def load(path: str | os.PathLike) -> nn.Module:
     FileNotFoundError
         The file does not exist.
     ModelFormatError
-        Not a safetensors/certnet file, an unknown format version, tensors that do not match the
-        header, NaN/inf weights, or stored points off their spheres.
+        Not a safetensors/certnet file, an unknown format version, a tensor whose digest does
+        not match the header, tensors that do not match the architecture, NaN/inf weights, or
+        stored points off their spheres.
+
+    Warns
+    -----
+    UserWarning
+        The file has no digests (saved before certnet wrote them); re-save it with :func:`save`.
     """
     meta = read_metadata(path)
     if meta["certnet_format"] != FORMAT:
@@ -153,6 +205,7 @@ def load(path: str | os.PathLike) -> nn.Module:
     except (KeyError, json.JSONDecodeError) as e:
         raise ModelFormatError(f"{path}: malformed certnet header ({e})") from None
     tensors = load_file(str(path))
+    _check_digests(path, meta, tensors)
     for k, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise ModelFormatError(
@@ -177,6 +230,33 @@ def load(path: str | os.PathLike) -> nn.Module:
                     )
         net.budget = config.get("budget")
     return net
+
+
+def _check_digests(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
+    """Every tensor against ``certnet_digests``; warn when the file predates digests."""
+    if "certnet_digests" not in meta:
+        warnings.warn(
+            f"{path} has no tensor digests (saved by an older certnet), so corruption of its "
+            "weights cannot be detected; re-save it: certnet.save(certnet.load(path), path)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+    try:
+        digests = json.loads(meta["certnet_digests"])
+    except json.JSONDecodeError as e:
+        raise ModelFormatError(f"{path}: malformed certnet_digests header ({e})") from None
+    if not isinstance(digests, dict) or set(digests) != set(tensors):
+        raise ModelFormatError(
+            f"{path}: file corrupted or modified: its tensors {sorted(tensors)} are not the "
+            f"ones its header lists; re-export or re-train"
+        )
+    for k in sorted(tensors):
+        if tensor_digest(tensors[k]) != digests[k]:
+            raise ModelFormatError(
+                f"{path}: file corrupted or modified: tensor {k!r} digest mismatch; "
+                "re-export or re-train"
+            )
 
 
 def _build(kind: str, config: Any) -> nn.Module:

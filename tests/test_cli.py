@@ -18,7 +18,7 @@ runner = CliRunner()
 
 
 def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    return runner.invoke(app, [str(a) for a in args], prog_name="certnet")
 
 
 def run_json(*args) -> dict:
@@ -437,6 +437,171 @@ def test_train_missing_config_and_checkpoint(tmp_path):
     user_error(run("train", cfg, "--out", tmp_path / "fresh", "--resume"), r"no checkpoint at")
 
 
+# ------------------------------------------------------------------------------ run folders
+@pytest.fixture
+def fake_demo(monkeypatch):
+    """``certnet demo`` with the demo body replaced by a stand-in that writes what a demo
+    writes (a controller, its certificate, a report), in a second."""
+
+    def tiny_run(name, out, quick=False, seed=0):
+        out.mkdir(parents=True, exist_ok=True)
+        net = cn.nn.NormalizedMLP([3, 4, 1], lipschitz=2.0, seed=seed)
+        cert = cn.verify.lipschitz(net, method="product")
+        files = [cn.save(net, out / "controller.safetensors"), out / "report.md"]
+        cert.save(out / "certificate.json")
+        (out / "report.md").write_text(f"# demo {name}, seed {seed}")
+        return demos.DemoResult(
+            name, out, out / "report.md", {}, cert, net, None, [*files, out / "certificate.json"]
+        )
+
+    monkeypatch.setattr(demos, "run", tiny_run)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_train_and_demo_have_their_own_default_folders(tmp_path, monkeypatch, fake_demo):
+    monkeypatch.chdir(tmp_path)
+    assert run_json("demo", "pendulum")["controller"] == "runs/pendulum/controller.safetensors"
+    out = run_json("train", _config(tmp_path, TINY.format(iterations=2), "pendulum.toml"))
+    assert out["out"] == "runs/pendulum-train"
+    assert (tmp_path / "runs/pendulum/certificate.json").is_file()
+    assert json.loads((tmp_path / "runs/pendulum/run.json").read_text())["run"]["command"] == "demo"
+
+
+def test_train_refuses_the_folder_of_a_demo_and_force_replaces_it(tmp_path, fake_demo):
+    folder = tmp_path / "shared"
+    run_json("demo", "pendulum", "--out", folder)
+    before = _snapshot(folder)
+    cfg = _config(tmp_path, TINY.format(iterations=2))
+    user_error(
+        run("train", cfg, "--out", folder),
+        r"shared holds the artefacts of another run \(certnet demo pendulum --seed 0\): "
+        r"run.json, controller.safetensors, report.md, certificate.json; write this run to "
+        r"another folder with --out DIR, or delete them and start afresh with --force",
+    )
+    assert _snapshot(folder) == before  # nothing written
+    out = run_json("train", cfg, "--out", folder, "--force")
+    assert out["iterations"] == 2
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "checkpoint.pt",
+        "controller.safetensors",
+        "run.json",
+    ]  # no certificate or report about the demo's controller stays behind
+    assert json.loads((folder / "run.json").read_text())["run"]["command"] == "train"
+
+
+def test_demo_refuses_a_train_folder_and_another_demo_run(tmp_path, fake_demo):
+    folder = tmp_path / "run"
+    run_json("train", _config(tmp_path, TINY.format(iterations=2)), "--out", folder)
+    r = run("demo", "pendulum", "--out", folder)
+    user_error(r, r"another run \(certnet train .*run.toml\)")
+    assert not (folder / "report.md").exists()
+    run_json("demo", "pendulum", "--out", tmp_path / "d")
+    run_json("demo", "pendulum", "--out", tmp_path / "d")  # the same run: its own folder
+    user_error(
+        run("demo", "pendulum", "--out", tmp_path / "d", "--seed", 1),
+        r"another run \(certnet demo pendulum --seed 0\).*--force",
+    )
+    run_json("demo", "pendulum", "--out", tmp_path / "d", "--seed", 1, "--force")
+    assert (tmp_path / "d" / "report.md").read_text() == "# demo pendulum, seed 1"
+
+
+def test_a_folder_of_unknown_origin_is_refused_too(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "controller.safetensors").write_bytes(b"precious")
+    (folder / "notes.txt").write_text("mine")
+    cfg = _config(tmp_path, TINY.format(iterations=2))
+    user_error(
+        run("train", cfg, "--out", folder),
+        r"mine holds the artefacts of a run it does not record \(no readable run.json\)",
+    )
+    assert (folder / "controller.safetensors").read_bytes() == b"precious"
+    run_json("train", cfg, "--out", folder, "--force")
+    assert (folder / "notes.txt").read_text() == "mine"  # --force deletes certnet's files only
+    user_error(run("train", cfg, "--out", folder / "notes.txt"), r"notes.txt is a file; pass a")
+
+
+def test_train_never_replaces_a_checkpoint_without_resume_or_force(tmp_path):
+    """A fresh run into its own folder replaced a 113-iteration checkpoint with a 2-iteration
+    one; now it stops, says how many iterations the checkpoint holds and both ways on."""
+    folder = tmp_path / "run"
+    run_json("train", _config(tmp_path, TINY.format(iterations=3)), "--out", folder)
+    before = _snapshot(folder)
+    again = _config(tmp_path, TINY.format(iterations=2), "again.toml")
+    user_error(
+        run("train", again, "--out", folder),
+        r"checkpoint .*checkpoint.pt holds 3 iterations; continue it with resume = true "
+        r"\(--resume\), discard it with overwrite = true \(--force\)",
+    )
+    assert _snapshot(folder) == before
+    user_error(run("train", again, "--out", folder, "--resume", "--force"), r"pass one of them")
+    assert run_json("train", again, "--out", folder, "--force")["iterations"] == 2
+    assert cn.train.checkpoint_iterations(folder / "checkpoint.pt") == 2
+
+
+def test_resume_continues_only_the_run_that_wrote_the_folder(tmp_path):
+    folder = tmp_path / "run"
+    run_json("train", _config(tmp_path, TINY.format(iterations=2)), "--out", folder)
+    other = _config(tmp_path, TINY.format(iterations=4).replace("10.0", "12.0"), "other.toml")
+    user_error(
+        run("train", other, "--out", folder, "--resume"),
+        r"--resume continues only the run that wrote the folder",
+    )
+
+
+def test_resume_recognises_a_folder_written_before_run_records(tmp_path):
+    folder = tmp_path / "run"
+    run_json("train", _config(tmp_path, TINY.format(iterations=2)), "--out", folder)
+    record = json.loads((folder / "run.json").read_text())
+    del record["run"]  # run.json as certnet wrote it before
+    (folder / "run.json").write_text(json.dumps(record))
+    full = _config(tmp_path, TINY.format(iterations=3), "full.toml")
+    assert run_json("train", full, "--out", folder, "--resume")["iterations"] == 3
+
+
+def test_a_training_that_diverges_is_one_line(tmp_path, monkeypatch):
+    def diverge(plant, cfg):
+        raise FloatingPointError("the gradient is not finite at step 1 (loss 8.1)")
+
+    monkeypatch.setattr(cn.train, "optimize_policy", diverge)
+    user_error(
+        run("train", _config(tmp_path, TINY.format(iterations=2)), "--out", tmp_path / "r"),
+        r"training stopped: the gradient is not finite at step 1 .*smaller lipschitz",
+    )
+
+
+# ------------------------------------------------------------------------------ digests
+def test_a_flipped_bit_stops_every_command_that_loads_the_model(model):
+    from tests.test_io import _flip_bit
+
+    _flip_bit(model, "linears.0.bias", 29)
+    for cmd in ("info", "simulate", "verify", "evaluate"):
+        user_error(
+            run(cmd, model),
+            r"file corrupted or modified: tensor 'linears.0.bias' digest mismatch; "
+            r"re-export or re-train",
+        )
+
+
+def test_a_model_saved_before_digests_runs_with_a_one_line_warning(model):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(model), framework="pt") as f:
+        meta = f.metadata()
+    del meta["certnet_digests"]
+    save_file(load_file(str(model)), str(model), metadata=meta)
+    r = run("info", model, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["widths"] == [3, 8, 8, 1]
+    assert r.stderr.strip().splitlines() == [
+        f"warning: {model} has no tensor digests (saved by an older certnet), so corruption "
+        "of its weights cannot be detected; re-save it: certnet.save(certnet.load(path), path)"
+    ]
+
+
 # ------------------------------------------------------------------------------ simulate
 def test_simulate_pendulum_with_plot(model, tmp_path):
     png = tmp_path / "loop.png"
@@ -493,7 +658,7 @@ def test_evaluate_bad_input(model):
     )
     user_error(
         run("evaluate", model, "--env", "certnet/ContinuousCartPole-v0", "--episodes", 1),
-        r"observation must have shape \(3,\)",
+        r"maps 3 inputs to 1 outputs, but certnet/ContinuousCartPole-v0 observes \(4,\)",
     )
     r = run("evaluate", model, "--episodes", 0)
     assert r.exit_code == 2 and "episodes" in r.output
@@ -554,7 +719,7 @@ def test_demo_reports_where_the_report_is(tmp_path, monkeypatch):
     assert calls == {"name": "pendulum", "out": Path("runs/pendulum"), "quick": True, "seed": 7}
     assert out["report"] == "runs/pendulum/report.md" and out["mean_return"] == -123.0
     assert out["lipschitz_certified"] is True and out["lipschitz_value"] <= 2.0
-    r = run("demo")
+    r = run("demo", "--quick", "--seed", 7)  # the same run again: its own folder
     assert r.exit_code == 0 and "report: runs/pendulum/report.md" in r.stdout
 
 
@@ -577,6 +742,124 @@ def test_example_configs_are_valid(example, tmp_path):
     raw, method, cfg, plant, expert = _train_setup(example, tmp_path, False)
     assert method in ("optimize_policy", "imitate") and (expert is None) == (method != "imitate")
     assert len(cfg.x0_low) == plant.n_states and cfg.checkpoint == str(tmp_path / "checkpoint.pt")
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Files of every wrong kind, and a good controller and config, for the audit below."""
+    d = tmp_path_factory.mktemp("bad")
+    net = cn.nn.NormalizedMLP([3, 8, 1], activation="tanh", lipschitz=4.0, seed=0)
+    paths = {
+        "model": cn.save(net, d / "ctrl.safetensors"),
+        "five": cn.save(cn.nn.NormalizedMLP([5, 4, 1], seed=0), d / "five.safetensors"),
+        "onnx": export.to_onnx(net, d / "ctrl.onnx"),
+        "pt": d / "weights.pt",
+        "txt": d / "notes.txt",
+        "dir": d / "folder",
+        "missing": d / "missing.safetensors",
+    }
+    torch.save(net.state_dict(), paths["pt"])
+    paths["txt"].write_text("not a model\n")
+    paths["dir"].mkdir()
+    paths["run"] = d / "run"
+    cn.save(net, paths["run"] / "controller.safetensors")
+    for name, body in {
+        "unknown": 'plant = "pendulum"\n[train]\nlearnig_rate = 0.1\n',
+        "wrongtype": 'plant = "pendulum"\n[train]\nhidden = 8\n',
+        "negative": 'plant = "pendulum"\n[train]\niterations = -3\n',
+        "nan": 'plant = "pendulum"\n[train]\nlipschitz = nan\n',
+        "seed": 'plant = "pendulum"\n[train]\nseed = -1\n',
+        "kwargs": 'plant = "pendulum"\n[plant_kwargs]\nmass = "heavy"\n',
+    }.items():
+        paths[f"cfg_{name}"] = d / f"{name}.toml"
+        paths[f"cfg_{name}"].write_text(body)
+    return {k: str(v) for k, v in paths.items()}
+
+
+BAD_INPUT = {
+    "info missing file": (("info", "{missing}"), r"no such model file"),
+    "info a folder": (("info", "{dir}"), r"is a folder, not a model file; pass the file"),
+    "verify a run folder": (
+        ("verify", "{run}"),
+        r"run is a folder, not a model file; pass the file itself, e.g. .*run/controller",
+    ),
+    "info a text file": (("info", "{txt}"), r"not a safetensors file .*certnet.save"),
+    "info a torch.save file": (("info", "{pt}"), r"not a safetensors file .*torch.save file"),
+    "info an ONNX file": (("info", "{onnx}"), r"not a safetensors file .*an ONNX"),
+    "verify an ONNX file": (("verify", "{onnx}"), r"not a safetensors file"),
+    "verify --check a folder": (("verify", "{model}", "--check", "{dir}"), r"is a folder"),
+    "verify --check a text file": (
+        ("verify", "{model}", "--check", "{txt}"),
+        r"not valid JSON.*; pass a certificate JSON written by certnet verify --out",
+    ),
+    "verify negative seed": (("verify", "{model}", "--seed", "-1"), r"'--seed'.*see .* --help"),
+    "verify NaN energy": (
+        ("verify", "{model}", "--closed-loop", "--plant", "pendulum", "--l2", "nan"),
+        r"--l2 ENERGY must be a positive number",
+    ),
+    "verify closed loop, wrong plant size": (
+        ("verify", "{model}", "--closed-loop", "--plant", "cartpole"),
+        r"the network reads 3 inputs, but the plant has 4 states",
+    ),
+    "simulate a torch.save file": (("simulate", "{pt}"), r"not a safetensors file"),
+    "simulate wrong observation size": (
+        ("simulate", "{five}"),
+        r"maps 5 inputs to 1 outputs, but the plant pendulum observes 3 .*pass the --plant",
+    ),
+    "simulate negative steps": (("simulate", "{model}", "--steps", "-5"), r"'--steps'"),
+    "simulate NaN steps": (("simulate", "{model}", "--steps", "nan"), r"'--steps'"),
+    "simulate NaN state": (("simulate", "{model}", "--x0", "nan,0"), r"--x0 must be finite"),
+    "evaluate a discrete-action env": (
+        ("evaluate", "{model}", "--env", "CartPole-v1"),
+        r"CartPole-v1 has a Discrete action space; .*pass an env with a Box action space",
+    ),
+    "evaluate an env that does not exist": (
+        ("evaluate", "{model}", "--env", "NoSuchEnv-v0"),
+        r"unknown gymnasium env id 'NoSuchEnv-v0'",
+    ),
+    "evaluate wrong observation size": (
+        ("evaluate", "{five}", "--env", "Pendulum-v1"),
+        r"maps 5 inputs to 1 outputs, but Pendulum-v1 observes \(3,\)",
+    ),
+    "evaluate negative episodes": (("evaluate", "{model}", "--episodes", "-1"), r"'--episodes'"),
+    "evaluate NaN episodes": (("evaluate", "{model}", "--episodes", "nan"), r"'--episodes'"),
+    "evaluate negative seed": (("evaluate", "{model}", "--seed", "-2"), r"'--seed'"),
+    "export to a folder": (
+        ("export", "{model}", "--onnx", "{dir}"),
+        r"--onnx .*folder is a folder; pass a file name",
+    ),
+    "export an ONNX file": (("export", "{onnx}", "--onnx", "{dir}/x.onnx"), r"not a safetensors"),
+    "export a text certificate": (
+        ("export", "{model}", "--onnx", "{dir}/x.onnx", "--certificate", "{txt}"),
+        r"not valid JSON",
+    ),
+    "train missing config": (("train", "{missing}"), r"no such config file"),
+    "train a folder": (("train", "{dir}"), r"is a folder, not a config file"),
+    "train a binary file": (("train", "{model}"), r"is not a text file; pass a TOML run config"),
+    "train a text file": (("train", "{txt}"), r"is not valid TOML: .*; see examples"),
+    "train unknown key": (("train", "{cfg_unknown}"), r"unknown PolicyConfig key 'learnig_rate'"),
+    "train wrong type": (("train", "{cfg_wrongtype}"), r"hidden must be a list of positive"),
+    "train negative number": (("train", "{cfg_negative}"), r"iterations must be a positive"),
+    "train NaN number": (("train", "{cfg_nan}"), r"lipschitz must be > 0 and finite, got nan"),
+    "train negative seed": (("train", "{cfg_seed}"), r"seed must be an integer ≥ 0"),
+    "train bad plant argument": (
+        ("train", "{cfg_kwargs}"),
+        r"\[plant_kwargs\]: .*; see help\(certnet.plants.Pendulum\)",
+    ),
+    "demo unknown name": (("demo", "rocket"), r"unknown demo 'rocket'"),
+    "demo negative seed": (("demo", "pendulum", "--seed", "-1"), r"'--seed'.*certnet demo"),
+    "unknown option": (("info", "{model}", "--bogus"), r"No such option: --bogus; see"),
+    "unknown command": (("deploy",), r"No such command 'deploy'.*; see certnet --help"),
+    "missing argument": (("info",), r"Missing argument"),
+}
+
+
+@pytest.mark.parametrize("args,match", list(BAD_INPUT.values()), ids=list(BAD_INPUT))
+def test_every_bad_input_is_one_line_without_traceback(files, args, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a train that were not refused would write runs/ here
+    user_error(run(*[a.format(**files) for a in args]), match)
+    assert not (tmp_path / "runs").exists()
 
 
 # ------------------------------------------------------------------------------ --json

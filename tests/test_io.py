@@ -2,11 +2,13 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 import certnet as cn
 from certnet.errors import ModelFormatError
+from certnet.io import tensor_digest
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
@@ -53,12 +55,13 @@ def test_missing_file_and_not_a_model(tmp_path):
 
 
 def _rewrite(path, fn):
-    from safetensors import safe_open
-
+    """Change the tensors or header of a saved file with ``fn`` and re-save it with digests
+    that match (a file written consistently, so the checks behind the digests are reached)."""
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(path))
     fn(tensors, meta)
+    meta["certnet_digests"] = json.dumps({k: tensor_digest(v) for k, v in tensors.items()})
     save_file(tensors, str(path), metadata=meta)
 
 
@@ -95,3 +98,74 @@ def test_roundtrip_keeps_conditioning(tmp_path):
     x = torch.randn(5, 3, dtype=torch.float64)
     with torch.no_grad():
         assert torch.equal(back(x), net(x))
+
+
+def _flip_bit(path, key, bit):
+    """Flip bit ``bit`` of the first element of tensor ``key`` in the file's bytes."""
+    raw = bytearray(path.read_bytes())
+    n = int.from_bytes(raw[:8], "little")
+    start = 8 + n + json.loads(raw[8 : 8 + n])[key]["data_offsets"][0]
+    raw[start + bit // 8] ^= 1 << (bit % 8)
+    path.write_bytes(bytes(raw))
+
+
+def test_a_flipped_exponent_bit_in_a_bias_is_refused(tmp_path):
+    """A bias is on no sphere and stays finite, so only the digest sees the flip."""
+    net = cn.nn.NormalizedMLP([3, 8, 1], seed=0)
+    path = cn.save(net, tmp_path / "m.safetensors")
+    key = next(k for k in load_file(str(path)) if k.endswith("bias"))
+    _flip_bit(path, key, 29)  # float32: bit 29 is an exponent bit (×2^±64)
+    flipped = load_file(str(path))[key].flatten()[0]
+    assert torch.isfinite(flipped) and flipped != net.state_dict()[key].flatten()[0]
+    with pytest.raises(
+        ModelFormatError, match=rf"file corrupted or modified: tensor '{key}' digest mismatch"
+    ):
+        cn.load(path)
+
+
+def test_every_tensor_is_checked_and_a_renamed_tensor_too(tmp_path):
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    path = cn.save(seq, tmp_path / "s.safetensors")
+    digests = json.loads(cn.read_metadata(path)["certnet_digests"])
+    assert sorted(digests) == sorted(seq.state_dict())
+    _flip_bit(path, "2.weight", 0)  # the lowest mantissa bit of a float64
+    with pytest.raises(ModelFormatError, match=r"tensor '2.weight' digest mismatch"):
+        cn.load(path)
+    path = cn.save(seq, tmp_path / "s2.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    meta["certnet_digests"] = json.dumps({"0.weight": digests["0.weight"]})
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    with pytest.raises(ModelFormatError, match="are not the ones its header lists"):
+        cn.load(path)
+
+
+def test_a_file_saved_before_digests_loads_with_a_warning(tmp_path):
+    net = cn.nn.NormalizedMLP([3, 4, 1], seed=2)
+    path = cn.save(net, tmp_path / "old.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    del meta["certnet_digests"]
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    with pytest.warns(UserWarning, match="has no tensor digests .* re-save it"):
+        back = cn.load(path)
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        assert torch.equal(back(x), net(x))
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    path = cn.save(cn.nn.NormalizedMLP([3, 4, 1]), tmp_path / "t.safetensors")
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ModelFormatError, match="corrupted or truncated"):
+        cn.load(path)
+
+
+def test_a_malformed_digest_header_is_refused(tmp_path):
+    path = cn.save(cn.nn.NormalizedMLP([2, 3, 1]), tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    meta["certnet_digests"] = "{not json"
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    with pytest.raises(ModelFormatError, match="malformed certnet_digests header"):
+        cn.load(path)

@@ -8,7 +8,12 @@ are dataclasses (:class:`ImitationConfig`, :class:`PolicyConfig`) that
 :func:`config_from_dict` builds from a TOML table.
 """
 
-from certnet.train.checkpoint import load_checkpoint, save_checkpoint
+from certnet.train.checkpoint import (
+    checkpoint_iterations,
+    load_checkpoint,
+    refuse_existing_checkpoint,
+    save_checkpoint,
+)
 from certnet.train.config import (
     NETWORKS,
     OPTIMIZERS,
@@ -36,4 +41,6 @@ __all__ = [
     "NETWORKS",
     "save_checkpoint",
     "load_checkpoint",
+    "checkpoint_iterations",
+    "refuse_existing_checkpoint",
 ]

@@ -58,6 +58,10 @@ class TrainConfig:
         Iterations between checkpoints.
     resume : bool
         Continue from ``checkpoint`` (which must exist) instead of starting afresh.
+    overwrite : bool
+        Start afresh even if ``checkpoint`` exists, replacing it. Without ``resume`` or
+        ``overwrite`` an existing checkpoint stops the run before it starts (nothing is lost);
+        ``certnet train --force`` sets it.
     progress : bool
         Show a rich progress bar.
     """
@@ -72,9 +76,14 @@ class TrainConfig:
     checkpoint: str | None = None
     checkpoint_every: int = 25
     resume: bool = False
+    overwrite: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.hidden, (list, tuple)):
+            raise ValueError(
+                f"hidden must be a list of positive integers, e.g. [64, 64]; got {self.hidden!r}"
+            )
         object.__setattr__(self, "hidden", tuple(self.hidden))
         if not self.hidden or any(
             not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in self.hidden
@@ -87,8 +96,15 @@ class TrainConfig:
         check_optimizer(self.optimizer, self.lr)
         _check_positive("lipschitz", self.lipschitz, "e.g. lipschitz = 30.0 (N m per rad)")
         _check_count("checkpoint_every", self.checkpoint_every)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer ≥ 0, e.g. seed = 0; got {self.seed!r}")
         if self.resume and self.checkpoint is None:
             raise ValueError("resume = true needs a checkpoint path, e.g. checkpoint = 'run.pt'")
+        if self.resume and self.overwrite:
+            raise ValueError(
+                "resume = true continues the checkpoint and overwrite = true discards it; "
+                "set one of them"
+            )
 
 
 @dataclass(frozen=True)

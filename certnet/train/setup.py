@@ -16,7 +16,11 @@ from torch import nn
 from certnet.nn import NormalizedMLP
 from certnet.optim.registry import build_optimizer, check_optimizer
 from certnet.optim.stochastic import StochasticMM
-from certnet.train.checkpoint import load_checkpoint, save_checkpoint
+from certnet.train.checkpoint import (
+    load_checkpoint,
+    refuse_existing_checkpoint,
+    save_checkpoint,
+)
 from certnet.train.config import TrainConfig
 
 __all__ = ["History", "build_network", "network_for", "Stepper", "Run"]
@@ -150,6 +154,8 @@ class Run:
         self.start = 0
         self.data: dict[str, Any] = {}
         self._t_offset = 0.0
+        if not cfg.resume and not cfg.overwrite and cfg.checkpoint is not None:
+            refuse_existing_checkpoint(cfg.checkpoint)
         if cfg.resume:
             st = load_checkpoint(cfg.checkpoint, kind=kind)
             arch = net.config() if isinstance(net, NormalizedMLP) else None
