@@ -273,7 +273,8 @@ def info(
 def demo(
     name: Annotated[str, typer.Argument(help="Demo name, e.g. pendulum.")] = "pendulum",
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: runs/NAME).")
+        Path | None, typer.Option("--out", help="Output folder (default: runs/NAME, runs/NAME-quick with --quick, "
+                           "…-seedN with --seed N).")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Reduced budget (a smoke run).")] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
@@ -287,7 +288,8 @@ def demo(
     demos = _require("demos")
     if name not in demos.NAMES:
         _fail(f"unknown demo {name!r}; choose one of {', '.join(demos.NAMES)}")
-    out = out if out is not None else Path("runs") / name
+    if out is None:  # one default folder per setting, so a smoke run never blocks the full run
+        out = Path("runs") / (name + ("-quick" if quick else "") + (f"-seed{seed}" if seed else ""))
     run = _run_record(
         "demo",
         {"demo": name, "quick": quick, "seed": seed},

@@ -716,11 +716,13 @@ def test_demo_reports_where_the_report_is(tmp_path, monkeypatch):
     monkeypatch.setattr(demos, "run", tiny_run)
     monkeypatch.chdir(tmp_path)
     out = run_json("demo", "pendulum", "--quick", "--seed", 7)
-    assert calls == {"name": "pendulum", "out": Path("runs/pendulum"), "quick": True, "seed": 7}
-    assert out["report"] == "runs/pendulum/report.md" and out["mean_return"] == -123.0
+    folder = "runs/pendulum-quick-seed7"  # its own default folder: the full run's stays free
+    assert calls == {"name": "pendulum", "out": Path(folder), "quick": True, "seed": 7}
+    assert out["report"] == f"{folder}/report.md" and out["mean_return"] == -123.0
     assert out["lipschitz_certified"] is True and out["lipschitz_value"] <= 2.0
     r = run("demo", "--quick", "--seed", 7)  # the same run again: its own folder
-    assert r.exit_code == 0 and "report: runs/pendulum/report.md" in r.stdout
+    assert r.exit_code == 0 and f"report: {folder}/report.md" in r.stdout
+    assert run_json("demo", "pendulum")["report"] == "runs/pendulum/report.md"
 
 
 @pytest.mark.slow
