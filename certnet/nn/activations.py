@@ -56,6 +56,7 @@ __all__ = [
     "ACTIVATIONS",
     "activation_spec",
     "make_activation",
+    "same_function",
     "spec_of_module",
 ]
 

@@ -75,6 +75,15 @@ class _FrobeniusConstraint(nn.Module):
         self.radius = float(radius)
 
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        """r/‖X‖_F ("sphere") or min(1, r/‖X‖_F) ("ball"), as projections compute it: what
+        ``right_inverse`` stores, so the stored point lies on S_r the way the optimisers'
+        ``projx`` puts it there."""
+        n = torch.linalg.vector_norm(x)
+        if self.mode == "sphere":
+            return self.radius / n
+        return torch.clamp(self.radius / n, max=1.0)
+
+    def _safe_scale(self, x: torch.Tensor) -> torch.Tensor:
         # Note [sound radius]: the weight that runs is W̃ = fl(X · fl(s)), and ‖W̃‖_F (exact) must
         # not exceed r, or ∏ r_k is not a bound on the network that runs (a float32 rank-1 layer
         # exceeded it by a few ulps when s = r/‖X‖ was computed in float32). So the norm is
@@ -96,7 +105,7 @@ class _FrobeniusConstraint(nn.Module):
         if self.conditioning == "row":
             rows = torch.linalg.vector_norm(x, dim=1, keepdim=True)
             x = x / rows.clamp_min(torch.finfo(x.dtype).tiny)
-        return x * self._scale(x)
+        return x * self._safe_scale(x)
 
     def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
         n = torch.linalg.vector_norm(w)
