@@ -16,7 +16,7 @@ relu         [0, 1]
 leaky_relu   [min(a,1), max(a,1)]        ``negative_slope`` a ≥ 0 (default 0.01)
 tanh         [0, 1]
 sigmoid      [0, 1/4]
-softplus     [0, 1]                      any ``beta`` > 0
+softplus     [0, 1]                      any ``beta`` > 0; certnet's continuous :class:`Softplus`
 elu          [0, max(1, a)]              ``alpha`` a ≥ 0 (default 1)
 silu         [−0.0998393201288670, 1.0998393201288670]   extrema of σ' at x = ±2.39936
 gelu         [−0.1289041451851548, 1.1289041451851548]   exact (erf) GELU, extrema at ±√2
@@ -26,6 +26,18 @@ groupsort    1-Lipschitz, **not elementwise**             sorts groups of ``grou
 
 GroupSort has no per-neuron slope class; certificates that need one (LipSDP) refuse it by name
 and the product bound treats it as a 1-Lipschitz map.
+
+Reading torch modules (:func:`spec_of_module`) is by *exact* type: a subclass may override
+``forward``. Every constructor argument that changes the function is read into the spec, and a
+module whose function has no slope class is refused with the reason:
+
+* ``nn.Softplus`` returns x itself where βx > ``threshold``, a jump of log(1 + e^{−t})/β there
+  (2e-9 at the defaults, but any ``threshold`` is allowed), so its Lipschitz constant is
+  infinite and no sector contains it: use :class:`Softplus` (continuous, same values elsewhere);
+* ``nn.LeakyReLU`` with ``negative_slope < 0`` and ``nn.ELU`` with ``alpha < 0`` are refused
+  (certnet's enclosures assume the monotone cases);
+* ``nn.GELU`` reads ``approximate`` ("none" → gelu, "tanh" → gelu_tanh);
+* ``inplace`` flags do not change the function and are ignored.
 """
 
 from __future__ import annotations
@@ -40,9 +52,11 @@ from torch import nn
 __all__ = [
     "ActivationSpec",
     "GroupSort",
+    "Softplus",
     "ACTIVATIONS",
     "activation_spec",
     "make_activation",
+    "same_function",
     "spec_of_module",
 ]
 
@@ -79,6 +93,42 @@ class GroupSort(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
+
+
+class Softplus(nn.Module):
+    """Continuous softplus σ(x) = log(1 + e^{βx})/β, computed as
+
+        σ(x) = max(x, 0) + log1p(e^{−β|x|})/β,
+
+    which is exact in real arithmetic, never overflows and has no threshold. (``nn.Softplus``
+    instead returns x where βx > ``threshold``: a jump of log(1 + e^{−t})/β, so an infinite
+    Lipschitz constant; certnet refuses it for certificates.) Slope class [0, 1] for any β > 0.
+
+    Parameters
+    ----------
+    beta : float
+        β > 0 (default 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> f = Softplus(beta=2.0).double()
+    >>> float(f(torch.tensor([0.0], dtype=torch.float64)))  # log(2)/2
+    0.34657359027997264
+    """
+
+    def __init__(self, beta: float = 1.0) -> None:
+        super().__init__()
+        b = float(beta)
+        if not (b > 0 and math.isfinite(b)):
+            raise ValueError(f"Softplus needs a finite beta > 0, got {beta!r}")
+        self.beta = b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) + torch.log1p(torch.exp(-self.beta * x.abs())) / self.beta
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta:g}"
 
 
 @dataclass(frozen=True)
@@ -205,6 +255,20 @@ def activation_spec(name: str, **kwargs: Any) -> ActivationSpec:
     return ActivationSpec(name, alpha, beta, elementwise, dict(kwargs))
 
 
+_DEFAULTS = {"negative_slope": 0.01, "beta": 1.0, "alpha": 1.0, "group_size": 2}
+
+
+def same_function(a: ActivationSpec, b: ActivationSpec) -> bool:
+    """Whether two specs describe the same function (defaults filled in, so
+    ``leaky_relu`` and ``leaky_relu(negative_slope=0.01)`` agree)."""
+
+    def full(s: ActivationSpec) -> tuple:
+        kw = {k: float(v) for k, v in {**_DEFAULTS, **s.kwargs}.items() if k in _ALLOWED_KW[s.name]}
+        return s.name, tuple(sorted(kw.items()))
+
+    return full(a) == full(b)
+
+
 def make_activation(name: str, **kwargs: Any) -> nn.Module:
     """Build the torch module for a registered activation (see :func:`activation_spec`)."""
     spec = activation_spec(name, **kwargs)
@@ -215,7 +279,7 @@ def make_activation(name: str, **kwargs: Any) -> nn.Module:
         "leaky_relu": lambda: nn.LeakyReLU(float(kw.get("negative_slope", 0.01))),
         "tanh": lambda: nn.Tanh(),
         "sigmoid": lambda: nn.Sigmoid(),
-        "softplus": lambda: nn.Softplus(beta=float(kw.get("beta", 1.0))),
+        "softplus": lambda: Softplus(beta=float(kw.get("beta", 1.0))),
         "elu": lambda: nn.ELU(alpha=float(kw.get("alpha", 1.0))),
         "silu": lambda: nn.SiLU(),
         "gelu": lambda: nn.GELU(),
@@ -226,29 +290,74 @@ def make_activation(name: str, **kwargs: Any) -> nn.Module:
 
 
 def spec_of_module(module: nn.Module) -> ActivationSpec | None:
-    """The :class:`ActivationSpec` of a torch activation module, or None if not supported.
+    """The :class:`ActivationSpec` of a torch activation module, or None if it is not one.
 
-    Note: torch's Softplus switches to the identity above ``threshold``; in float64 that leaves
-    a jump of about e^(−threshold)/β (2e-9 at the defaults), far below any certificate margin.
+    Only the exact types ``nn.Identity, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU,
+    nn.SiLU, nn.GELU`` and certnet's :class:`Softplus` and :class:`GroupSort` are read (a
+    subclass can override ``forward``); every argument that changes the function is read.
+
+    Raises
+    ------
+    TypeError
+        A known activation whose function has no slope class certnet can use: ``nn.Softplus``
+        (discontinuous at its threshold; use :class:`Softplus`), ``nn.GELU`` with an unknown
+        ``approximate``, a subclass of a supported activation.
+    ValueError
+        ``nn.LeakyReLU`` with ``negative_slope < 0``, ``nn.ELU`` with ``alpha < 0``.
     """
-    if isinstance(module, nn.Identity):
+    t = type(module)
+    if t is nn.Identity:
         return activation_spec("identity")
-    if isinstance(module, nn.ReLU):
+    if t is nn.ReLU:
         return activation_spec("relu")
-    if isinstance(module, nn.LeakyReLU):
+    if t is nn.LeakyReLU:
         return activation_spec("leaky_relu", negative_slope=float(module.negative_slope))
-    if isinstance(module, nn.Tanh):
+    if t is nn.Tanh:
         return activation_spec("tanh")
-    if isinstance(module, nn.Sigmoid):
+    if t is nn.Sigmoid:
         return activation_spec("sigmoid")
-    if isinstance(module, nn.Softplus):
+    if t is Softplus:
         return activation_spec("softplus", beta=float(module.beta))
-    if isinstance(module, nn.ELU):
+    if t is nn.ELU:
         return activation_spec("elu", alpha=float(module.alpha))
-    if isinstance(module, nn.SiLU):
+    if t is nn.SiLU:
         return activation_spec("silu")
-    if isinstance(module, nn.GELU):
-        return activation_spec("gelu_tanh" if module.approximate == "tanh" else "gelu")
-    if isinstance(module, GroupSort):
+    if t is nn.GELU:
+        if module.approximate == "tanh":
+            return activation_spec("gelu_tanh")
+        if module.approximate == "none":
+            return activation_spec("gelu")
+        raise TypeError(
+            f"nn.GELU(approximate={module.approximate!r}) is not a GELU certnet knows; use "
+            "approximate='none' or 'tanh'"
+        )
+    if t is GroupSort:
         return activation_spec("groupsort", group_size=module.group_size)
+    if t is nn.Softplus:
+        b, th = float(module.beta), float(module.threshold)
+        jump = math.log1p(math.exp(-th)) / b
+        raise TypeError(
+            f"nn.Softplus(beta={b:g}, threshold={th:g}) returns x itself where beta*x > "
+            f"threshold, a jump of log(1 + e^-threshold)/beta = {jump:.3g} "
+            "there, so its Lipschitz constant is infinite and no slope class holds; use "
+            "certnet.nn.activations.Softplus(beta) (continuous, the same function elsewhere)"
+        )
+    for base in (
+        nn.Identity,
+        nn.ReLU,
+        nn.LeakyReLU,
+        nn.Tanh,
+        nn.Sigmoid,
+        nn.Softplus,
+        nn.ELU,
+        nn.SiLU,
+        nn.GELU,
+        Softplus,
+        GroupSort,
+    ):
+        if isinstance(module, base):
+            raise TypeError(
+                f"{t.__name__} is a subclass of {base.__name__}, and a subclass can compute "
+                f"something else (its own forward); use {base.__name__} itself"
+            )
     return None

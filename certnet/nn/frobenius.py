@@ -8,10 +8,12 @@ A :class:`FrobeniusLinear` layer computes y = W x + b with
 How the parametrisation and the optimisers share the weight
 ----------------------------------------------------------
 The stored tensor ``layer.parametrizations.weight.original`` *is* the point on the sphere. The
-parametrisation's forward is W = r X / ‖X‖_F ("sphere") or X · min(1, r/‖X‖_F) ("ball"):
+parametrisation's forward is W = r X / ‖X‖_F ("sphere") or X · min(1, r/‖X‖_F) ("ball"), with
+r shrunk by a factor 1 − δ (δ = 2.4e-7 in float32, ~1e-13 in float64) so that the weight that
+runs, *after* rounding, has ‖W‖_F ≤ r exactly (see Note [sound radius] in the code):
 
-* on the sphere it is the identity (to round-off), so the weight the network uses is the stored
-  point, and certnet's optimisers move that point along geodesics (exponential map) in place;
+* on the sphere it is the identity (to round-off and δ), so the weight the network uses is the
+  stored point, and certnet's optimisers move that point along geodesics (exponential map) in place;
 * its Jacobian at a point of S_r is the tangent projection P_X, so ``original.grad`` after
   ``backward()`` is already the Riemannian gradient;
 * any other optimiser (Adam, SGD) can step ``original`` freely and the weight still satisfies
@@ -73,17 +75,37 @@ class _FrobeniusConstraint(nn.Module):
         self.radius = float(radius)
 
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        """r/‖X‖_F ("sphere") or min(1, r/‖X‖_F) ("ball"), as projections compute it: what
+        ``right_inverse`` stores, so the stored point lies on S_r the way the optimisers'
+        ``projx`` puts it there."""
         n = torch.linalg.vector_norm(x)
-        r = self.radius
         if self.mode == "sphere":
-            return r / n
-        return torch.clamp(r / n, max=1.0)
+            return self.radius / n
+        return torch.clamp(self.radius / n, max=1.0)
+
+    def _safe_scale(self, x: torch.Tensor) -> torch.Tensor:
+        # Note [sound radius]: the weight that runs is W̃ = fl(X · fl(s)), and ‖W̃‖_F (exact) must
+        # not exceed r, or ∏ r_k is not a bound on the network that runs (a float32 rank-1 layer
+        # exceeded it by a few ulps when s = r/‖X‖ was computed in float32). So the norm is
+        # computed in float64 (squares of float32 values are exact there; the sum of n terms has
+        # relative error ≤ n·u64 in any order) and s is shrunk by δ = 4u + (n + 8)·u64, u the
+        # unit round-off of X's dtype: fl(s) and the product each add at most one u, the norm
+        # and the quotient (n + 2)·u64, so ‖W̃‖_F ≤ r (1 − δ)(1 + u)²(1 + (n + 4)·u64) ≤ r.
+        # The shrink is 2.4e-7 relative in float32, 1e-13 in float64 for n ≤ 10⁵.
+        n = torch.linalg.vector_norm(x.to(torch.float64))
+        u = torch.finfo(x.dtype).eps / 2
+        delta = 4.0 * u + (x.numel() + 8) * (torch.finfo(torch.float64).eps / 2)
+        s = (self.radius / n) * (1.0 - delta)
+        if self.mode == "sphere":
+            return s
+        # If s ≥ 1 the weight is X itself, and ‖X‖_F ≤ n (1 + (n+4)·u64) ≤ r (same bound).
+        return torch.clamp(s, max=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.conditioning == "row":
             rows = torch.linalg.vector_norm(x, dim=1, keepdim=True)
             x = x / rows.clamp_min(torch.finfo(x.dtype).tiny)
-        return x * self._scale(x)
+        return x * self._safe_scale(x)
 
     def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
         n = torch.linalg.vector_norm(w)

@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import torch
 from torch import nn
 
-from certnet.nn.activations import ActivationSpec, activation_spec
+from certnet.nn.activations import (
+    ACTIVATIONS,
+    ActivationSpec,
+    activation_spec,
+    same_function,
+    spec_of_module,
+)
 from certnet.nn.frobenius import MODES, FrobeniusLinear
 
 __all__ = ["NormalizedMLP", "radii_for_budget"]
@@ -51,9 +58,17 @@ def radii_for_budget(budget: float, depth: int, fixed_factor: float) -> list[flo
     """
     r = (budget / fixed_factor) ** (1.0 / depth)
     # Round down until the product, evaluated the way lipschitz_bound() does, is within budget.
-    while fixed_factor * math.prod([r] * depth) > budget:
+    while _prod_up([fixed_factor] + [r] * depth) > budget:
         r = math.nextafter(r, 0.0)
     return [r] * depth
+
+
+def _prod_up(factors: Sequence[float]) -> float:
+    """The exact product of non-negative floats, rounded up to a float (computed in rationals,
+    so an exact product such as 3 · 2 stays 6.0 and any other is one rounding above)."""
+    exact = math.prod((Fraction(f) for f in factors), start=Fraction(1))
+    p = float(exact)
+    return math.nextafter(p, math.inf) if Fraction(p) < exact else p
 
 
 class NormalizedMLP(nn.Module):
@@ -201,19 +216,48 @@ class NormalizedMLP(nn.Module):
         """Frobenius radii [r_1, …, r_L]."""
         return [lin.radius for lin in self.linears]
 
+    def activation_specs(self) -> list[ActivationSpec]:
+        """The specs of the activation modules :meth:`forward` calls (``acts[k]`` after layer k,
+        for k < min(len(acts), L)), read from the modules themselves, not from ``act_spec``:
+        changing ``net.acts[0].negative_slope`` changes the function, and so the bound.
+
+        Raises
+        ------
+        TypeError
+            An activation module certnet cannot read (the message names it and what to do).
+        """
+        specs = []
+        for k, act in enumerate(list(self.acts)[: self.depth]):
+            try:
+                spec = spec_of_module(act)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"NormalizedMLP.acts[{k}]: {e}") from None
+            if spec is None:
+                raise TypeError(
+                    f"NormalizedMLP.acts[{k}] is a {type(act).__name__}, not an activation "
+                    f"certnet can read; use make_activation(name) with a name in {ACTIVATIONS}"
+                )
+            # the constructor's spec when it is the same function (keeps saved kwargs as given)
+            specs.append(self.act_spec if same_function(spec, self.act_spec) else spec)
+        return specs
+
     def fixed_factor(self) -> float:
-        """Everything in the bound except the radii: max|D_in| · max|D_out| · Lip(σ)^{L−1}."""
+        """Everything in the bound except the radii: max|D_in| · max|D_out| · ∏ Lip(σ_k),
+        rounded up (the σ_k read from the modules :meth:`forward` calls)."""
         s_in = float(self.input_scale.abs().max())
         s_out = float(self.output_scale.abs().max())
-        return s_in * s_out * self.act_spec.lipschitz ** (self.depth - 1)
+        return _prod_up([s_in, s_out, *(a.lipschitz for a in self.activation_specs())])
 
     def lipschitz_bound(self) -> float:
         """By-construction bound on Lip(f), ℓ2 → ℓ2, in output units per input unit.
 
-        max|D_out| · ∏ r_k · Lip(σ)^{L−1} · max|D_in|; it holds for every weight and bias value
-        the constraint allows, so at every step of training.
+        max|D_out| · ∏ r_k · ∏ Lip(σ_k) · max|D_in|, with the float64 products rounded up; it
+        holds for every weight and bias value the constraint allows, so at every step of
+        training, and for the weights as they run in the net's dtype: the parametrisation
+        keeps the *rounded* weight inside ‖W‖_F ≤ r (Note [sound radius] in
+        :mod:`certnet.nn.frobenius`).
         """
-        return self.fixed_factor() * math.prod(self.radii)
+        return _prod_up([self.fixed_factor(), *self.radii])
 
     def set_radii(self, radii: float | Sequence[float]) -> None:
         """Set r_k, rescaling each stored point (the budget, if any, is dropped)."""
@@ -279,10 +323,17 @@ class NormalizedMLP(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable architecture (what :func:`certnet.save` writes in the header)."""
+        specs = self.activation_specs() or [self.act_spec]
+        if len(self.acts) != self.depth - 1 or any(a != specs[0] for a in specs):
+            raise ValueError(
+                "the activation modules in net.acts are not one activation after each hidden "
+                f"layer ({[a.name for a in specs]}); the saved architecture could not rebuild "
+                "this net; restore net.acts or build a new NormalizedMLP"
+            )
         return {
             "widths": list(self.widths),
-            "activation": self.act_spec.name,
-            "activation_kwargs": dict(self.act_spec.kwargs),
+            "activation": specs[0].name,
+            "activation_kwargs": dict(specs[0].kwargs),
             "radii": self.radii,
             "bias": self.bias,
             "mode": self.mode,

@@ -77,7 +77,7 @@ _ACT = {
     "sigmoid": lambda h, kw: unary("sigmoid", h),
     "relu": lambda h, kw: _relu(h),
     "leaky_relu": lambda h, kw: _leaky(h, float(kw.get("negative_slope", 0.01))),
-    "softplus": lambda h, kw: _softplus(h, float(kw.get("beta", 1.0))),
+    "softplus": lambda h, kw: _softplus(h, float(kw.get("beta", 1.0)), float("inf")),  # no jump
     "elu": lambda h, kw: _elu(h, float(kw.get("alpha", 1.0))),
     "silu": lambda h, kw: _silu(h),
     "gelu": lambda h, kw: _gelu(h),

@@ -33,8 +33,6 @@ def test_slope_table_contains_sampled_difference_quotients(name, kw):
     q = (fa - fb) / (a - b).numpy()
     # float64 rounding of f(a) - f(b), divided by the distance
     slack = 8 * np.finfo(float).eps * (np.abs(fa) + np.abs(fb) + 1) / dist
-    if name == "softplus":  # documented jump of torch's Softplus at its threshold
-        slack += np.exp(-20.0) / kw["beta"] / dist
     assert (q >= spec.alpha - 1e-12 - slack).all()
     assert (q <= spec.beta + 1e-12 + slack).all()
     # and the bounds are tight (within 1e-3 of the sampled extremes), so they are not lazily loose
@@ -72,3 +70,56 @@ def test_spec_of_module_roundtrip():
         assert again == spec
     assert spec_of_module(torch.nn.Dropout()) is None
     assert set(ACTIVATIONS) >= {"relu", "tanh", "groupsort"}
+
+
+def test_certnet_softplus_is_continuous_exact_and_overflow_free():
+    from certnet.nn import Softplus
+
+    f = make_activation("softplus", beta=3.0)
+    assert type(f) is Softplus
+    x = torch.linspace(-30, 30, 20001, dtype=torch.float64)
+    ref = torch.log1p(torch.exp(3.0 * x)) / 3.0  # exact formula, no overflow in this range
+    assert torch.allclose(f.double()(x), ref, rtol=4e-16, atol=0)
+    # torch's nn.Softplus jumps by log(1 + e^-20)/beta at beta*x = 20; certnet's does not
+    t = torch.tensor([20.0 / 3.0], dtype=torch.float64)
+    a, b = t, torch.nextafter(t, torch.tensor(100.0, dtype=torch.float64))
+    torch_jump = float(torch.nn.Softplus(beta=3.0)(b) - torch.nn.Softplus(beta=3.0)(a))
+    ours = float(f(b) - f(a))
+    assert abs(torch_jump) > 1e-10 and abs(ours) <= 2 * float(b - a)
+    big = torch.tensor([1e4, -1e4, 1e38], dtype=torch.float32)
+    assert torch.equal(Softplus()(big), torch.tensor([1e4, 0.0, 1e38]))
+
+
+@pytest.mark.parametrize(
+    "module,exc,match",
+    [
+        (torch.nn.Softplus(), TypeError, "jump.*certnet.nn.activations.Softplus"),
+        (torch.nn.Softplus(beta=2.0, threshold=5.0), TypeError, "threshold=5"),
+        (torch.nn.LeakyReLU(-0.2), ValueError, "negative_slope >= 0"),
+        (torch.nn.ELU(alpha=-1.0), ValueError, "alpha >= 0"),
+    ],
+)
+def test_spec_of_module_refuses_what_has_no_slope_class(module, exc, match):
+    with pytest.raises(exc, match=match):
+        spec_of_module(module)
+
+
+def test_spec_of_module_reads_every_argument_and_exact_types_only():
+    nn = torch.nn
+    assert spec_of_module(nn.LeakyReLU(0.3, inplace=True)).kwargs == {"negative_slope": 0.3}
+    assert spec_of_module(nn.ELU(alpha=2.0, inplace=True)).kwargs == {"alpha": 2.0}
+    assert spec_of_module(nn.GELU(approximate="tanh")).name == "gelu_tanh"
+    assert spec_of_module(nn.GELU()).name == "gelu"
+    assert spec_of_module(nn.ReLU(inplace=True)).name == "relu"
+    assert spec_of_module(nn.SiLU(inplace=True)).name == "silu"
+    g = nn.GELU()
+    g.approximate = "sigmoid"
+    with pytest.raises(TypeError, match="approximate='none' or 'tanh'"):
+        spec_of_module(g)
+
+    class MyTanh(nn.Tanh):
+        def forward(self, x):
+            return 2 * torch.tanh(x)
+
+    with pytest.raises(TypeError, match="MyTanh is a subclass of Tanh"):
+        spec_of_module(MyTanh())
