@@ -42,9 +42,24 @@ SCHEMA = "certnet.certificate/1"
 
 # (kind, method) -> checker(cert, stack_or_None) -> recomputed value (float)
 _CHECKERS: dict[tuple[str, str], Callable[..., float]] = {}
+# (kind, method) -> the norm its checker proves the value in (when the checker declares one)
+_NORMS: dict[tuple[str, str], str] = {}
+
+# What a malformed certificate makes a checker raise (a key deleted, a list shortened, a
+# string where a number was): reported as CertificateError, never as a crash or a pass.
+_MALFORMED = (
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    ZeroDivisionError,
+    OverflowError,
+    np.linalg.LinAlgError,
+)
 
 
-def register_checker(kind: str, method: str):
+def register_checker(kind: str, method: str, *, norm: str | None = None):
     """Decorator: register ``fn(cert, stack, **context) -> float`` as the re-verifier of
     (kind, method).
 
@@ -53,10 +68,15 @@ def register_checker(kind: str, method: str):
     (e.g. ``plant=`` for closed-loop certificates). The checker must rebuild the proof in
     float64 from ``cert.multipliers`` / ``cert.data`` (and the context) and return the value it
     proves, or raise :class:`~certnet.errors.CertificateError` saying what failed.
+
+    ``norm``: the norm the checker proves its value in; :meth:`Certificate.check` then refuses a
+    certificate whose ``norm`` says another (a renamed norm would claim another bound).
     """
 
     def deco(fn):
         _CHECKERS[(kind, method)] = fn
+        if norm is not None:
+            _NORMS[(kind, method)] = norm
         return fn
 
     return deco
@@ -66,7 +86,7 @@ def checker_for(kind: str, method: str) -> Callable[..., float]:
     """The registered checker of (kind, method); raises CertificateError if there is none."""
     try:
         return _CHECKERS[(kind, method)]
-    except KeyError:
+    except (KeyError, TypeError):
         raise CertificateError(
             f"no checker registered for kind={kind!r}, method={method!r}; import the module "
             "that makes such certificates (e.g. certnet.verify) before calling check()"
@@ -143,30 +163,55 @@ class Certificate:
             What else the proof is about: closed-loop certificates need ``plant=`` (and
             ``observation=`` when the network read a function of the user's).
 
+        Returns
+        -------
+        float
+            The value the re-verification proves (never rounded towards the stored one).
+
         Raises
         ------
         CertificateError
-            Not certified, made for other weights, tampered, or the inequality fails.
+            Not certified, made for other weights, in another norm than its checker proves,
+            malformed (a field missing or of the wrong shape), tampered, or the inequality
+            fails.
         """
-        if not self.certified:
+        if self.certified is not True:
             raise CertificateError(f"nothing to check: not certified ({self.reason})")
+        checker = checker_for(self.kind, self.method)
+        want = _NORMS.get((self.kind, self.method))
+        if want is not None and self.norm != want:
+            raise CertificateError(
+                f"a {self.kind!r} certificate by {self.method!r} is a bound in the {want!r} norm, "
+                f"but this one says norm={self.norm!r}; it was tampered with: re-run certnet "
+                "verify to make a new one"
+            )
         stack = None
         if net is not None:
             from certnet.nn.extract import extract_layers
 
             stack = extract_layers(net)
             fp = stack.fingerprint()
-            if self.fingerprint and fp != self.fingerprint:
+            if fp != self.fingerprint:
                 raise CertificateError(
                     f"this certificate was made for weights with fingerprint "
-                    f"{self.fingerprint[:16]}…, but the network given has {fp[:16]}…; "
-                    "re-certify the current network"
+                    f"{self.fingerprint[:16] or '(none)'}…, but the network given has "
+                    f"{fp[:16]}…; the certificate was made for other weights: re-certify the "
+                    "current network (re-run certnet verify)"
                 )
-        proved = float(checker_for(self.kind, self.method)(self, stack, **context))
+        try:
+            proved = float(checker(self, stack, **context))
+        except CertificateError:
+            raise
+        except _MALFORMED as e:
+            raise CertificateError(
+                f"the certificate could not be re-verified: it is malformed or was tampered "
+                f"with ({type(e).__name__}: {e}); re-run certnet verify to make a new one"
+            ) from e
         if not (proved <= self.value):
             raise CertificateError(
                 f"re-verification proves only {proved!r}, larger than the stored value "
-                f"{self.value!r}; the certificate was tampered with or is wrong"
+                f"{self.value!r}; the certificate was tampered with or is wrong: re-run "
+                "certnet verify"
             )
         return proved
 
@@ -191,8 +236,20 @@ class Certificate:
         if missing:
             raise CertificateError(f"certificate is missing {sorted(missing)}")
         kw = {k: v for k, v in d.items() if k in names}
-        kw["value"] = float(kw["value"])
-        kw["margin"] = float(kw.get("margin", 0.0))
+        try:
+            kw["value"] = float(kw["value"])
+            kw["margin"] = float(kw.get("margin", 0.0))
+        except (TypeError, ValueError):
+            raise CertificateError(
+                f"certificate value/margin must be numbers, got {kw['value']!r} and "
+                f"{kw.get('margin')!r}; the file was edited: re-run certnet verify"
+            ) from None
+        for key in ("multipliers", "data", "solver"):
+            if not isinstance(kw.get(key, {}), dict):
+                raise CertificateError(
+                    f"certificate field {key!r} must be an object, got "
+                    f"{type(kw[key]).__name__}; re-run certnet verify"
+                )
         return cls(**kw)
 
     @classmethod

@@ -166,7 +166,7 @@ def closed_loop(
     t0 = time.perf_counter()
     loop = lc.make_loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs)
     if method == "small-gain":
-        return _small_gain(loop, net)
+        return _small_gain(loop, net, observation)
     n = loop.n
     half = lc.half_widths(region, n)
     ext_box = lc.state_box(extend, n)
@@ -233,8 +233,9 @@ def _by_cells(loop, x0, r_eq, half, P, max_cells, seed, kink=False):
     if best is None:
         tried = f" (tried: {len(log['attempts'])} proposal(s))" if log.get("attempts") else ""
         return "lyapunov-bnb", None, fields, log["reason"] + tried
+    region = best.P * _SHRINK
     fields.update({
-        "P": best.P,
+        "P": region,
         "P_frame": best.P_frame,
         "radius": best.radius,
         "core_radius": best.core_radius,
@@ -244,15 +245,30 @@ def _by_cells(loop, x0, r_eq, half, P, max_cells, seed, kink=False):
         "core_kind": best.core_kind,
         "core_eps": best.core_eps,
         "cover": best.cover,
-        "roa_volume": best.volume,
+        "roa_volume": ellipsoid_volume(region),
         "cells": best.cells,
     })
     return "lyapunov-bnb", best.rho, fields, ""
 
 
+#: The region stored is the proved one shrunk by this factor on P (1e-9 relative), so that the
+#: check "stored ⊂ proved" needs no tolerance in the unsafe direction: a region enlarged by
+#: any amount, however small, is refused.
+_SHRINK = 1 + 1e-9
+
+
+def _check_strategy(d: dict, strategy: str) -> None:
+    if d.get("strategy") != strategy:
+        raise CertificateError(f"the certificate says strategy {d.get('strategy')!r}, but its "
+                               f"method is proved by {strategy!r}; it was tampered with: re-run "
+                               "certnet verify")
+
+
 def _check_cells(cert: Certificate, stack, **context) -> float:
-    loop = lc.loop_for_check(cert, stack, context)
     d = cert.data
+    _check_strategy(d, "cells")
+    lc.positive_definite(d, "P_frame")
+    loop = lc.loop_for_check(cert, stack, context)
     x0 = np.asarray(d["x_eq"], dtype=np.float64)
     rho = loop_stability.recheck(loop, x0, lc.stored_r_eq(cert), d, int(d["max_cells"]))
     proved = loop_stability.region_matrix(d, lc.stored_r_eq(cert))
@@ -262,14 +278,24 @@ def _check_cells(cert: Certificate, stack, **context) -> float:
 
 
 def _check_region(d: dict, proved: np.ndarray) -> None:
-    """The stored region lies inside the proved one, and its volume does not exceed it."""
-    gap = np.linalg.eigvalsh(np.asarray(d["P"], dtype=np.float64) - proved).min()
-    if not gap >= -1e-12 * np.abs(proved).max():
+    """The stored region lies inside the proved one, and its volume does not exceed either.
+
+    Both without tolerance in the unsafe direction: P − P_proved must be positive
+    semidefinite with a margin above the eigenvalue solver's error (the maker stores P_proved
+    × (1 + 1e-9)), and the stored volume must not exceed the proved region's."""
+    P = np.asarray(d["P"], dtype=np.float64)
+    if P.shape != proved.shape or not np.all(np.isfinite(P)) or not np.array_equal(P, P.T):
+        raise CertificateError("the stored region matrix P is not a finite symmetric matrix of "
+                               "the proved shape; the certificate was tampered with")
+    err = 8 * len(P) * np.finfo(np.float64).eps * float(np.abs(proved).sum())
+    gap = float(np.linalg.eigvalsh(P - proved).min())
+    if not gap >= err:
         raise CertificateError("the stored region is larger than the proved one; the "
-                               "certificate was tampered with")
-    if float(d["roa_volume"]) > ellipsoid_volume(proved) * (1 + 1e-9):
-        raise CertificateError(f"the stored region volume {d['roa_volume']:.9g} exceeds the "
-                               "proved one")
+                               "certificate was tampered with: re-run certnet verify")
+    if not float(d["roa_volume"]) <= min(ellipsoid_volume(proved), ellipsoid_volume(P)):
+        raise CertificateError(f"the stored region volume {d['roa_volume']!r} exceeds the "
+                               "volume of the stored or the proved region; the certificate was "
+                               "tampered with")
 
 
 def _check_extension(loop, x0: np.ndarray, d: dict) -> None:
@@ -278,11 +304,12 @@ def _check_extension(loop, x0: np.ndarray, d: dict) -> None:
     P = np.asarray(d["P"], dtype=np.float64)
     loop_reach.recheck(loop, x0, P, d["extension"])
     union = loop_reach.union_area(x0, P, d["extension"], float(d["roa_volume"]))
-    if float(d["union_volume"]) > union * (1 + 1e-9):
-        raise CertificateError("the stored union volume exceeds the proved one")
+    if not float(d["union_volume"]) <= union:
+        raise CertificateError("the stored union volume exceeds the proved one; the "
+                               "certificate was tampered with")
 
 
-register_checker("stability", "lyapunov-bnb")(_check_cells)
+register_checker("stability", "lyapunov-bnb", norm="P-ellipsoid")(_check_cells)
 
 
 # ------------------------------------------------------------------ by the contraction SDP
@@ -309,7 +336,7 @@ def _by_sdp(loop, x0, r_eq, half, P, seed, solver):
             "the contraction LMI is infeasible on every box tried "
             f"(x̂ ± s·{np.round(shape, 4).tolist()}, s = 1 … {log[-1]['scale']:g}): the loop "
             "does not contract in any quadratic norm there")
-    region = _sdp_region(best["P"], x0, best["lo"], best["hi"], r_eq)
+    region = _sdp_region(best["P"], x0, best["lo"], best["hi"], r_eq) * _SHRINK
     fields.update({"box": [best["lo"], best["hi"]], "P_lmi": best["P"], "lambda": best["lam"],
                    "P": region, "roa_volume": ellipsoid_volume(region)})
     return "contraction-sdp", best["rho"] * (1 + 1e-12), fields, ""
@@ -327,9 +354,15 @@ def _sdp_region(P: np.ndarray, x0, lo, hi, r_eq: float) -> np.ndarray:
 
 
 def _check_sdp(cert: Certificate, stack, **context) -> float:
-    loop = lc.loop_for_check(cert, stack, context)
     d = cert.data
+    _check_strategy(d, "sdp")
+    lc.positive_definite(d, "P_lmi")
+    loop = lc.loop_for_check(cert, stack, context)
     x0 = np.asarray(d["x_eq"], dtype=np.float64)
+    rate = linear_rate(loop.jacobian(x0))
+    if not abs(float(d["spectral_radius"]) - rate) <= 1e-9 * (1 + rate):
+        raise CertificateError(f"the stored spectral radius {d['spectral_radius']!r} is not the "
+                               f"linearised loop's ({rate!r}); the certificate was tampered with")
     lo, hi = (np.asarray(v, dtype=np.float64) for v in d["box"])
     if not (np.all(lo <= np.asarray(d["equilibrium_box"][0])) and
             np.all(np.asarray(d["equilibrium_box"][1]) <= hi)):
@@ -340,11 +373,26 @@ def _check_sdp(cert: Certificate, stack, **context) -> float:
     return rho
 
 
-register_checker("stability", "contraction-sdp")(_check_sdp)
+register_checker("stability", "contraction-sdp", norm="P-ellipsoid")(_check_sdp)
 
 
 # ------------------------------------------------------------------ small gain (LTI)
-def _small_gain(loop: ClosedLoop, net) -> Certificate:
+def _observation_matrix(loop: ClosedLoop) -> np.ndarray:
+    """C with h(x) = C x: what the network reads, for the small-gain channel x ↦ π(C x)."""
+    from certnet.plants.base import Plant
+
+    kind = loop.observation_kind
+    if kind == "state" or (kind == "plant" and type(loop.plant).observe is Plant.observe):
+        return np.eye(loop.n)
+    if kind == "output":
+        return np.asarray(loop.observation.C, dtype=np.float64)
+    raise ValueError(
+        "method='small-gain' needs a network reading the state or a linear output y = C x; "
+        f"this one reads {kind!r} observations; use method='lyapunov' for this loop"
+    )
+
+
+def _small_gain(loop: ClosedLoop, net, observation: Any = "auto") -> Certificate:
     import certnet.verify as verify
     from certnet.plants.lti import LTI
 
@@ -356,15 +404,16 @@ def _small_gain(loop: ClosedLoop, net) -> Certificate:
         )
     t0 = time.perf_counter()
     A, B = np.asarray(p.Ad, float), np.asarray(p.Bd, float)
-    n = A.shape[0]
-    gamma, X = hinf_certificate(A, B, np.eye(n))
+    C = _observation_matrix(loop)
+    gamma, X = hinf_certificate(A, B, C)
     lip = verify.lipschitz(net, method="auto")
     if not lip.certified:
         raise CertificateError(f"the network's Lipschitz bound is not certified: {lip.reason}")
     value = gamma * lip.value * (1 + 1e-12)
     common = dict(
         kind="stability", method="small-gain", value=value, norm="l2-incremental",
-        data={"A": A, "B": B, "X": X, "hinf": gamma, "lipschitz": lip.to_dict()},
+        data={"A": A, "B": B, "C": C, "X": X, "hinf": gamma, "lipschitz": lip.to_dict(),
+              "loop": lc.describe(loop, observation)},
         solver={"name": "hamiltonian-bisection+DARE", "time": time.perf_counter() - t0},
         margin=1 - value, fingerprint=loop.stack.fingerprint(),
     )
@@ -375,26 +424,47 @@ def _small_gain(loop: ClosedLoop, net) -> Certificate:
 
 
 def _check_small_gain(cert: Certificate, stack, **context) -> float:
-    from certnet.verify.certificate import checker_for
-
+    """Re-prove ‖C(zI − A)⁻¹B‖∞ · Lip(π) < 1 for the plant, observation and network given:
+    A, B and C are recomputed from them (the stored ones must be those), the KYP matrix proves
+    the H∞ bound, the embedded Lipschitz certificate is re-checked on the network, and the
+    stored margin must not exceed 1 − the loop gain proved."""
     d = cert.data
-    A, B = cert.array("A"), cert.array("B")
-    plant = context.get("plant")
-    if plant is not None:
-        from certnet.plants.external import as_plant
+    if stack is None or context.get("plant") is None:
+        raise CertificateError("re-checking a small-gain certificate needs the network and the "
+                               "plant it is about: cert.check(net, plant=plant)")
+    stored = d["loop"]
+    obs = context.get("observation", stored["observation"])
+    loop = lc.make_loop(context["plant"], stack, obs, stored["dt"], None, None,
+                        context.get("plant_kwargs", {}))
+    lc.check_description(loop, stored, obs)
+    from certnet.plants.lti import LTI
 
-        p = as_plant(plant)
-        if not (np.allclose(p.Ad, A, rtol=0, atol=0) and np.allclose(p.Bd, B, rtol=0, atol=0)):
-            raise CertificateError("this small-gain certificate was made for another plant")
-    gamma = check_kyp(A, B, np.eye(len(A)), cert.array("X"), d["hinf"])
+    if not isinstance(loop.plant, LTI):
+        raise CertificateError("a small-gain certificate is about a linear plant; the plant "
+                               "given is not one: pass the plant it was made for")
+    A, B = np.asarray(loop.plant.Ad, float), np.asarray(loop.plant.Bd, float)
+    C = _observation_matrix(loop)
+    for name, want in (("A", A), ("B", B), ("C", C)):
+        if not np.array_equal(cert.array(name), want):
+            raise CertificateError(f"this small-gain certificate was made for another plant "
+                                   f"or observation (its {name} differs from the one given); "
+                                   "pass the plant it was made for, or re-run certnet verify")
+    gamma = check_kyp(A, B, C, cert.array("X"), float(d["hinf"]))
     lip = Certificate.from_dict(d["lipschitz"])
-    lv = float(checker_for(lip.kind, lip.method)(lip, stack))
-    if lv > lip.value:
-        raise CertificateError("the embedded Lipschitz certificate does not re-verify")
-    loop = gamma * lv
-    if not loop < 1:
-        raise CertificateError(f"the loop gain {loop:.9g} is not < 1")
-    return loop
+    if lip.kind != "lipschitz":
+        raise CertificateError(f"the embedded certificate is a {lip.kind!r} one, not a "
+                               "Lipschitz bound; the certificate was tampered with")
+    lv = lip.check(stack)  # its norm, fingerprint and proof, on the network given
+    if lip.norm != "l2":
+        raise CertificateError(f"the small-gain test needs an ℓ2 Lipschitz bound, the embedded "
+                               f"one is in {lip.norm!r}; the certificate was tampered with")
+    loop_gain = float(np.nextafter(gamma * lv, math.inf))  # the product rounded up
+    if not loop_gain < 1:
+        raise CertificateError(f"the loop gain {loop_gain:.9g} is not < 1")
+    if not cert.margin <= 1 - loop_gain:
+        raise CertificateError(f"the stored margin {cert.margin!r} exceeds 1 − the loop gain "
+                               f"proved ({1 - loop_gain!r}); the certificate was tampered with")
+    return loop_gain
 
 
-register_checker("stability", "small-gain")(_check_small_gain)
+register_checker("stability", "small-gain", norm="l2-incremental")(_check_small_gain)

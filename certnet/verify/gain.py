@@ -117,14 +117,15 @@ def l2_gain(
     t0 = time.perf_counter()
     loop = lc.make_loop(plant, net, observation, dt, parameters, input_gain, plant_kwargs)
     n = loop.n
-    x0, lo, hi, r_eq, _ = lc.equilibrium(loop, x_eq)
+    x0, lo, hi, r_eq, proof = lc.equilibrium(loop, x_eq)
     half = lc.default_half(loop)
     Bd = _channel(disturbance, "input", lambda: _input_matrix(loop, x0, half), (n, None),
                   "disturbance")
     Cy = _channel(performance, "state", lambda: np.eye(n), (None, n), "performance")
     if strategy == "auto":
         strategy = "cells" if n <= 2 else "sdp"
-    data = {"x_eq": x0, "equilibrium_box": [lo, hi], "loop": lc.describe(loop, observation),
+    data = {"x_eq": x0, "equilibrium_box": [lo, hi], "equilibrium_proof": proof,
+            "loop": lc.describe(loop, observation),
             "energy": float(energy), "Bd": Bd, "Cy": Cy, "strategy": strategy,
             "disturbance": "input" if isinstance(disturbance, str) else "matrix"}
     if strategy == "cells":
@@ -219,20 +220,47 @@ def _check_input_channel(loop: ClosedLoop, d: dict, x0: np.ndarray) -> None:
                                "certificate was tampered with or made for another plant")
 
 
+_STRATEGY = {"dissipation-bnb": "cells", "dissipation-sdp": "sdp"}
+
+
 def _check_l2(cert: Certificate, stack, **context) -> float:
-    loop = lc.loop_for_check(cert, stack, context)
+    """Re-prove the gain on the loop rebuilt from the plant given: an ``"input"`` disturbance
+    must enter as the stored B_d (∂F/∂u, recomputed), a ``"matrix"`` one is the stored B_d
+    itself; the gain is then re-proved for the stored B_d, C_y and energy."""
     d = cert.data
+    if d.get("strategy") != _STRATEGY[cert.method]:
+        raise CertificateError(f"the certificate says strategy {d.get('strategy')!r}, but "
+                               f"{cert.method!r} is proved by {_STRATEGY[cert.method]!r}; it was "
+                               "tampered with: re-run certnet verify")
+    energy = float(d["energy"])
+    if not (math.isfinite(energy) and energy > 0):
+        raise CertificateError(f"the stored energy {d['energy']!r} is not a positive number; "
+                               "the certificate was tampered with")
+    if d["disturbance"] not in ("input", "matrix"):
+        raise CertificateError(f"the stored disturbance kind {d['disturbance']!r} is neither "
+                               "'input' nor 'matrix'; the certificate was tampered with")
+    stated = float(d["gamma"])  # the gain the data states (and the dissipation-bnb proof uses)
+    if not (math.isfinite(stated) and stated > 0):
+        raise CertificateError(f"the stored gain γ = {d['gamma']!r} is not a positive number; "
+                               "the certificate was tampered with: re-run certnet verify")
+    lc.positive_definite(d, "P")
+    loop = lc.loop_for_check(cert, stack, context)
     x0 = np.asarray(d["x_eq"], dtype=np.float64)
-    if d.get("disturbance", "input") == "input":
+    if d["disturbance"] == "input":
         _check_input_channel(loop, d, x0)
     if cert.method == "dissipation-sdp":
         lo, hi = (np.asarray(v, dtype=np.float64) for v in d["box"])
-        return loop_sdp.verify_gain(loop, x0, lo, hi, cert.array("P"), cert.array("lam"),
-                                    float(d["h"]), cert.array("Bd").reshape(len(x0), -1),
-                                    cert.array("Cy").reshape(-1, len(x0)), float(d["energy"]),
-                                    r_eq=lc.stored_r_eq(cert))
-    return loop_gain.recheck(loop, x0, lc.stored_r_eq(cert), d, int(d["max_cells"]))
+        proved = loop_sdp.verify_gain(loop, x0, lo, hi, cert.array("P"), cert.array("lam"),
+                                      float(d["h"]), cert.array("Bd").reshape(len(x0), -1),
+                                      cert.array("Cy").reshape(-1, len(x0)), energy,
+                                      r_eq=lc.stored_r_eq(cert))
+    else:
+        proved = loop_gain.recheck(loop, x0, lc.stored_r_eq(cert), d, int(d["max_cells"]))
+    if not proved <= stated:
+        raise CertificateError(f"the stored gain data['gamma'] = {stated!r} is below the gain "
+                               f"proved ({proved!r}); the certificate was tampered with")
+    return proved
 
 
-register_checker("l2-gain", "dissipation-bnb")(_check_l2)
-register_checker("l2-gain", "dissipation-sdp")(_check_l2)
+register_checker("l2-gain", "dissipation-bnb", norm="l2")(_check_l2)
+register_checker("l2-gain", "dissipation-sdp", norm="l2")(_check_l2)

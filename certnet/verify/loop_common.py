@@ -8,6 +8,7 @@ plant given to ``check`` and re-proves the box before anything else.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,9 @@ __all__ = [
     "probe",
     "equilibrium",
     "loop_for_check",
+    "check_description",
     "stored_r_eq",
+    "positive_definite",
     "default_half",
 ]
 
@@ -83,6 +86,7 @@ def describe(loop: ClosedLoop, observation: Any) -> dict:
         "u_min": loop.u_lo,
         "u_max": loop.u_hi,
         "observation": observation if isinstance(observation, str) else "callable",
+        "observation_kind": loop.observation_kind,
         "sampling": "zero-order hold, exact flow" if loop.continuous else "discrete map",
         "parameters": loop.parameters,
         "input_gain": loop.input_gain,
@@ -110,6 +114,46 @@ def _check_probe(loop: ClosedLoop, data: dict) -> None:
             f"this certificate was made for another closed loop: the plant/observation given "
             f"moves the probe states differently (relative difference {err:.3g}); pass the "
             "plant (and its parameters) the certificate was made for"
+        )
+
+
+def _plain(x: Any) -> Any:
+    """``x`` as plain JSON values, with the certificate's spellings of non-finite numbers
+    ("inf", "nan") and arrays, tuples and lists all read alike."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (bool, np.bool_)) or x is None:
+        return x if x is None else bool(x)
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return repr(float(x))
+    if isinstance(x, str) and x in ("inf", "-inf", "nan"):
+        return repr(float(x))
+    return x
+
+
+def _canonical(x: Any) -> str:
+    return json.dumps(_plain(x), sort_keys=True)
+
+
+def check_description(loop: ClosedLoop, stored: Any, observation: Any) -> None:
+    """The stored loop description is the one of the loop rebuilt from the plant given: the
+    plant, its period, states, inputs, saturation, observation, sampling, parameter ranges and
+    input-gain range a certificate states must be those it was re-proved on."""
+    got = describe(loop, observation)
+    if not isinstance(stored, dict):
+        raise CertificateError("the certificate's loop description is missing; re-run certnet "
+                               "verify")
+    wrong = sorted(k for k in set(got) | set(stored)
+                   if _canonical(got.get(k)) != _canonical(stored.get(k)))
+    if wrong:
+        diff = "; ".join(f"{k}: stored {stored.get(k)!r}, this loop {got.get(k)!r}"
+                         for k in wrong)
+        raise CertificateError(
+            f"the certificate describes another closed loop than the one re-proved ({diff}); "
+            "pass the plant (and observation) it was made for, or re-run certnet verify if the "
+            "file was edited"
         )
 
 
@@ -161,14 +205,35 @@ def loop_for_check(cert: Certificate, stack, context: dict) -> ClosedLoop:
                                "pass it: cert.check(net, plant=..., observation=h)")
     loop = make_loop(plant, stack, obs, d["dt"], d["parameters"], d["input_gain"],
                      context.get("plant_kwargs", {}))
+    check_description(loop, d, obs)
     _check_probe(loop, cert.data)
-    x0 = np.asarray(cert.data["x_eq"], dtype=np.float64)
-    lo, hi = (np.asarray(v, dtype=np.float64) for v in cert.data["equilibrium_box"])
-    if cert.data.get("equilibrium_proof", "krawczyk") == "homogeneous":
+    x0, lo, hi = _stored_box(cert.data, loop.n)
+    proof = cert.data["equilibrium_proof"]
+    if proof == "homogeneous":
         _homogeneous_box(loop, cert, x0, lo, hi)
-    else:
+    elif proof == "krawczyk":
         loop.prove_fixed_point(x0, lo, hi)
+    else:
+        raise CertificateError(f"unknown equilibrium proof {proof!r} (expected 'krawczyk' or "
+                               "'homogeneous'); the certificate was tampered with")
     return loop
+
+
+def _stored_box(data: dict, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x̂ and the fixed point's box [lo, hi], each of shape (n,), finite, lo ≤ x̂ ≤ hi."""
+    x0 = np.asarray(data["x_eq"], dtype=np.float64)
+    box = data["equilibrium_box"]
+    if len(box) != 2:
+        raise CertificateError("the stored equilibrium box is not a pair (lo, hi); the "
+                               "certificate was tampered with: re-run certnet verify")
+    lo, hi = (np.asarray(v, dtype=np.float64) for v in box)
+    if not (x0.shape == lo.shape == hi.shape == (n,) and np.all(np.isfinite(lo))
+            and np.all(np.isfinite(hi)) and np.all(lo <= x0) and np.all(x0 <= hi)):
+        raise CertificateError(
+            f"the stored x_eq and equilibrium box must be {n} finite values with lo ≤ x_eq ≤ hi "
+            f"(got shapes {x0.shape}, {lo.shape}, {hi.shape}); the certificate was tampered "
+            "with: re-run certnet verify")
+    return x0, lo, hi
 
 
 def _homogeneous_box(loop: ClosedLoop, cert: Certificate, x0, lo, hi) -> None:
@@ -185,6 +250,25 @@ def _homogeneous_box(loop: ClosedLoop, cert: Certificate, x0, lo, hi) -> None:
             + (f"this loop is not homogeneous at x_eq ({why})" if why else
                "its core or equilibrium box is not that proof's") +
             "; it was made for another loop or tampered with")
+
+
+def positive_definite(data: dict, key: str) -> np.ndarray:
+    """``data[key]`` as a finite, exactly symmetric, positive definite matrix: the proofs read
+    one triangle (Cholesky, eigvalsh) or the symmetric part, so a matrix whose triangles differ
+    would be proved as one matrix and stated as another."""
+    M = np.asarray(data[key], dtype=np.float64)
+    ok = M.ndim == 2 and M.shape[0] == M.shape[1] and np.all(np.isfinite(M)) and np.array_equal(
+        M, M.T)
+    if ok:
+        try:
+            np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            ok = False
+    if not ok:
+        raise CertificateError(f"the stored {key} is not a finite symmetric positive definite "
+                               f"matrix (shape {M.shape}); the certificate was tampered with: "
+                               "re-run certnet verify")
+    return M
 
 
 def stored_r_eq(cert: Certificate) -> float:

@@ -84,6 +84,11 @@ def hinf_bisect(A, B, C, rtol: float = 1e-7) -> float:
 
 def check_kyp(A, B, C, X, gamma) -> float:
     """Re-prove ‖C(zI − A)⁻¹B‖∞ < γ from X in float64; return γ or raise CertificateError."""
+    if not (isinstance(gamma, (int, float, np.floating)) and math.isfinite(gamma) and gamma > 0):
+        raise CertificateError(
+            f"the H∞ bound γ must be a positive number, got {gamma!r}; the "
+            "certificate was tampered with: re-run certnet verify"
+        )
     X = np.asarray(X, dtype=np.float64)
     if not np.allclose(X, X.T, rtol=0, atol=1e-12 * np.abs(X).max()):
         raise CertificateError("the stored KYP matrix X is not symmetric")

@@ -63,3 +63,42 @@ def test_invalid_certificates():
         Certificate.from_dict({"kind": "x"})
     with pytest.raises(CertificateError, match="JSON"):
         Certificate.from_json("{not json")
+
+
+@register_checker("test-kind", "normed", norm="l2")
+def _check_normed(cert, stack):
+    return float(cert.array("t")[2])  # IndexError when the list was shortened
+
+
+def test_a_norm_the_checker_does_not_prove_is_refused():
+    c = _cert(method="normed", value=3.0)
+    assert c.check() == 3.0
+    with pytest.raises(CertificateError, match="bound in the 'l2' norm, but this one says"):
+        _cert(method="normed", value=3.0, norm="linf").check()
+
+
+def test_a_malformed_certificate_is_a_certificate_error_that_says_what_to_do():
+    short = _cert(method="normed", multipliers={"t": [1.0, 2.0]})
+    with pytest.raises(CertificateError, match="malformed or was tampered.*re-run certnet"):
+        short.check()
+    with pytest.raises(CertificateError, match="must be numbers"):
+        Certificate.from_dict({**_cert().to_dict(), "value": "six"})
+    with pytest.raises(CertificateError, match="'data' must be an object"):
+        Certificate.from_dict({**_cert().to_dict(), "data": [1, 2]})
+    with pytest.raises(CertificateError, match="nothing to check"):
+        Certificate.from_dict({**_cert().to_dict(), "certified": "yes"}).check()
+    with pytest.raises(CertificateError, match="no checker registered"):
+        Certificate.from_dict({**_cert().to_dict(), "method": ["sum"]}).check()
+
+
+def test_a_certificate_without_a_fingerprint_is_not_checked_against_a_network():
+    net = cn.nn.NormalizedMLP([2, 3, 1], seed=0)
+    with pytest.raises(CertificateError, match=r"\(none\).*made for other weights"):
+        _cert().check(net)
+
+
+def test_a_re_check_that_proves_more_than_stored_is_reported_not_rounded_down():
+    worse = _cert(value=5.999999)  # the proof gives 6
+    with pytest.raises(CertificateError, match="proves only 6.0, larger than the stored"):
+        worse.check()
+    assert _cert(value=7.0).check() == 6.0  # the proved value, not the stored one

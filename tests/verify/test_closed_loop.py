@@ -372,3 +372,72 @@ def test_output_feedback_on_a_state_space_reads_y_equal_c_x():
     _stays_and_converges(loop.step, cert, _inside_samples(cert, 1000), 3000)
     with pytest.raises(ValueError, match="algebraic loop"):
         closed_loop(control.ss(A, B, [[1.0, 0.0]], [[0.5]], 0.1), net)
+
+
+def _float32_net(K):
+    """A float32 tanh network with biases whose π(0) is 0 only up to float32 round-off
+    (≈ 4e-9 here): the loop's true fixed point is off the plant's x_eq = 0."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    W1 = torch.randn(8, 2) * 0.5
+    with torch.no_grad():
+        net[0].weight.copy_(W1)
+        net[0].bias.copy_(torch.linspace(-0.5, 0.5, 8))
+        slope = (1 - torch.tanh(net[0].bias) ** 2)[:, None] * W1  # ∂h/∂x at 0
+        net[2].weight.copy_(torch.as_tensor(-K @ np.linalg.pinv(slope.double().numpy()),
+                                            dtype=torch.float32))
+        net[2].bias.copy_(-(net[2].weight @ torch.tanh(net[0].bias)))
+    return net
+
+
+def test_a_float32_network_is_certified_about_the_true_fixed_point_of_a_slow_loop():
+    """Issue 13.1: a residual π(x*) ≠ 0 of round-off size moves the fixed point of a slow loop
+    (eigenvalues 0.977) by residual/(1 − λ); the certificate proves the box holding the true
+    fixed point and is about it; moved back to x* = 0, it is refused."""
+    A, B = np.array([[1.0, 0.1], [0.0, 0.99]]), np.array([[0.0], [0.1]])
+    plant = cn.plants.as_plant(control.ss(A, B, np.eye(2), 0, 0.1), u_min=-1.0, u_max=1.0)
+    K, _, _ = control.dlqr(A, B, np.eye(2), 100 * np.eye(1))
+    net = _float32_net(K)
+    loop = cn.verify.ClosedLoop(plant, net)
+    assert 1e-9 < abs(float(loop.control(torch.zeros(1, 2, dtype=torch.float64)))) < 1e-8
+    cert = closed_loop(plant, net, max_cells=40_000)
+    assert cert.certified and cert.check(net, plant=plant) <= cert.value
+    x = torch.zeros(1, 2, dtype=torch.float64)
+    with torch.no_grad():
+        for _ in range(5000):
+            x = loop.step(x)
+    x_bar = x[0].numpy()  # the fixed point, by running the loop
+    lo, hi = (np.asarray(v) for v in cert.data["equilibrium_box"])
+    assert np.all(lo <= x_bar) and np.all(x_bar <= hi)
+    assert not np.all(lo <= 0.0)  # the true fixed point is not the nominal x* = 0 …
+    assert abs(x_bar[0]) > 1e-8  # … but residual / (1 − λ) away from it
+    d = cert.to_dict()
+    d["data"]["x_eq"] = [0.0, 0.0]
+    d["data"]["equilibrium_box"] = [[-1e-12, -1e-12], [1e-12, 1e-12]]
+    with pytest.raises(CertificateError, match="does not prove a fixed point"):
+        cn.verify.Certificate.from_dict(d).check(net, plant=plant)
+
+
+def test_small_gain_counts_the_output_map_the_network_reads():
+    """The small-gain channel is x ↦ y = C x ↦ π: ‖C(zI − A)⁻¹B‖∞, not ‖(zI − A)⁻¹B‖∞ (which
+    the test once used whatever the network read, under-stating the loop gain 3×)."""
+    from certnet.verify.loop_small_gain import hinf_bisect
+
+    A, B, C = np.diag([0.5, 0.3]), np.array([[1.0], [0.5]]), np.array([[3.0, 0.0]])
+    sys = control.ss(A, B, C, 0, 0.1)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 4, bias=False), torch.nn.Tanh(),
+                              torch.nn.Linear(4, 1, bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.fill_(0.2)
+        net[2].weight.fill_(-0.05)
+    cert = closed_loop(sys, net, method="small-gain")
+    lip = cn.verify.lipschitz(net, method="auto").value
+    assert cert.data["hinf"] >= hinf_bisect(A, B, C) > 2.5 * hinf_bisect(A, B, np.eye(2))
+    assert cert.value >= hinf_bisect(A, B, C) * lip and cert.certified
+    assert cert.check(net, plant=sys) <= cert.value
+    other = control.ss(A, B, [[2.0, 0.0]], 0, 0.1)  # another output map
+    with pytest.raises(CertificateError, match="its C differs"):
+        cert.check(net, plant=other)
+    with pytest.raises(ValueError, match="needs a network reading the state or a linear output"):
+        closed_loop(control.ss(A, B, np.eye(2), 0, 0.1), feedback_net(np.array([[0.1, 0.05]])),
+                    method="small-gain", observation=lambda x: 2 * x)
