@@ -340,7 +340,11 @@ def _jacobian_norms(f, x):
 
 def lower_bound(net: nn.Module, seed: int, samples: int = 256, steps: int = 60) -> float:
     """An attained lower bound on Lip(net) from its own forward (see the module doc)."""
-    f = _double(net)
+    try:
+        f = _double(net)
+        f(torch.zeros(2, _in_dim(net), dtype=torch.float64))
+    except Exception:  # noqa: BLE001 - no float64 copy (QAT, hook-based weight_norm): as it is
+        f = net
     dtype = next(f.parameters()).dtype
     f.requires_grad_(False)
     d0 = _in_dim(net)

@@ -273,8 +273,12 @@ def info(
 def demo(
     name: Annotated[str, typer.Argument(help="Demo name, e.g. pendulum.")] = "pendulum",
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: runs/NAME, runs/NAME-quick with --quick, "
-                           "…-seedN with --seed N).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output folder (default: runs/NAME; runs/NAME-quick with --quick, …-seedN "
+            "with --seed N).",
+        ),
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Reduced budget (a smoke run).")] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,

@@ -30,15 +30,13 @@ import dataclasses
 import math
 import time
 
-import numpy as np
-
 from certnet.errors import CertificateError
 from certnet.nn.extract import extract_layers
 from certnet.verify.certificate import Certificate
 from certnet.verify.fast import optimize_multipliers
 from certnet.verify.lipsdp import lipsdp
 from certnet.verify.lmi import lmi_certificate, slope_net
-from certnet.verify.product import product_certificate
+from certnet.verify.product import offset_norm, product_certificate
 
 __all__ = ["lipschitz", "METHODS"]
 
@@ -62,7 +60,7 @@ def _product_instead(stack, t0: float, method: str, value: float, solver: dict, 
     what it gave (a larger value, or a failure)."""
     prod = product_certificate(stack)
     data = dict(prod.data)
-    f0 = float(np.linalg.norm(stack.forward(np.zeros(stack.widths[0]))))
+    f0 = offset_norm(stack)
     data["affine_gain"] = {"lipschitz": prod.value, "f0_norm": f0}
     data["product"] = prod.value
     data["wall_time"] = time.perf_counter() - t0
@@ -142,7 +140,7 @@ def lipschitz(
             return _product_instead(stack, t0, "fast", math.inf, {}, f"fast failed: {exc}")
     else:
         cert = lipsdp(stack, method.split("-")[1], solver=solver, max_memory=max_memory)
-    f0 = float(np.linalg.norm(stack.forward(np.zeros(stack.widths[0]))))
+    f0 = offset_norm(stack)
     data = dict(cert.data)
     data["affine_gain"] = {"lipschitz": cert.value, "f0_norm": f0}
     data["wall_time"] = time.perf_counter() - t0

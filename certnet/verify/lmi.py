@@ -41,7 +41,7 @@ import scipy.linalg as sla
 
 from certnet.errors import CertificateError
 from certnet.verify.certificate import Certificate, register_checker
-from certnet.verify.product import spectral_norms
+from certnet.verify.product import check_derived, common_derived, spectral_norms
 from certnet.verify.reduce import reduce_layers
 from certnet.verify.rounding import frob_up, matmul_err, scale_err, up
 
@@ -418,6 +418,16 @@ def _check_lmi(cert: Certificate, stack, **context) -> float:
             "cert.check(net) with the network it was made for"
         )
     net = slope_net(stack, cert.method)
+    check_derived(
+        cert,
+        {
+            "widths": net.widths,
+            "alpha": list(net.alpha),
+            "beta": list(net.beta),
+            "rounding": {"errors": list(net.errs), "inflation": rounding_inflation(net)},
+            **common_derived(cert, stack),
+        },
+    )
     stored = cert.data.get("reduction", {})
     if _jsonable_eq(stored) != _jsonable_eq(net.reduction):
         raise CertificateError(
@@ -435,4 +445,4 @@ def _jsonable_eq(x):
 
 
 for _m in ("lipsdp-neuron", "lipsdp-layer", "fast"):
-    register_checker("lipschitz", _m)(_check_lmi)
+    register_checker("lipschitz", _m, norm="l2")(_check_lmi)

@@ -29,7 +29,7 @@ from certnet.errors import CertificateError
 from certnet.verify.certificate import Certificate, register_checker
 from certnet.verify.rounding import frob_up, scale_err, spectral_norm_up
 
-__all__ = ["product_bound", "product_certificate", "spectral_norms"]
+__all__ = ["product_bound", "product_certificate", "spectral_norms", "offset_norm", "check_derived"]
 
 _U = np.finfo(np.float64).eps / 2
 
@@ -78,6 +78,50 @@ def product_bound(stack) -> dict:
     }
 
 
+def offset_norm(stack) -> float:
+    """An upper bound on ‖f(0)‖₂ of the exact network (so ‖f(x)‖ ≤ L‖x‖ + it): the float64
+    forward's norm plus a proved bound on its rounding
+    (:func:`~certnet.nn.extract.forward_error_bound` with ``proven=True``), rounded up."""
+    from certnet.nn.extract import forward_error_bound
+
+    x = np.zeros((1, stack.widths[0]))
+    y, err = forward_error_bound(stack, x, _U, proven=True)
+    return _up(float(np.linalg.norm(y)) + float(np.max(err)), 3)
+
+
+def check_derived(cert: Certificate, derived: dict) -> None:
+    """Every entry of ``cert.data`` that the checker can re-derive (``derived``) must equal the
+    re-derived value exactly (JSON-equal); a missing entry is fine (older files), a different
+    one means the file says something the proof does not. Raises CertificateError."""
+    import json
+
+    def same(a, b) -> bool:
+        return json.dumps(a, sort_keys=True, default=float) == json.dumps(
+            b, sort_keys=True, default=float
+        )
+
+    from certnet.verify.certificate import _jsonable
+
+    for key, value in derived.items():
+        if key in cert.data and not same(_jsonable(cert.data[key]), _jsonable(value)):
+            raise CertificateError(
+                f"the certificate's data[{key!r}] differs from what the network gives; the file "
+                "was tampered with or made for another network: re-run certnet verify"
+            )
+
+
+def common_derived(cert: Certificate, stack, product: float | None = None) -> dict:
+    """What :func:`~certnet.verify.lipschitz.lipschitz` adds to every Lipschitz certificate:
+    ``affine_gain`` (L, a bound on ‖f(0)‖₂) and ``product`` (the product bound; computed
+    unless given)."""
+    if product is None:
+        product = product_certificate(stack).value
+    return {
+        "affine_gain": {"lipschitz": cert.value, "f0_norm": offset_norm(stack)},
+        "product": product,
+    }
+
+
 def product_certificate(stack) -> Certificate:
     """``method="product"`` certificate: the spectral product (≤ the Frobenius one)."""
     t0 = time.perf_counter()
@@ -91,7 +135,7 @@ def product_certificate(stack) -> Certificate:
         multipliers={"spectral": b["spectral"]},
         data=b,
         solver={
-            "name": "numpy.linalg.svd",
+            "name": "certnet.verify.rounding.spectral_norm_up",
             "status": "exact",
             "time": time.perf_counter() - t0,
         },
@@ -99,13 +143,15 @@ def product_certificate(stack) -> Certificate:
     )
 
 
-@register_checker("lipschitz", "product")
+@register_checker("lipschitz", "product", norm="l2")
 def _check_product(cert: Certificate, stack, **context) -> float:
     if stack is None:
         raise CertificateError(
             "a 'product' certificate is re-verified against the weights: call cert.check(net)"
         )
     b = product_bound(stack)
+    value = min(b["product_spectral"], b["product_frobenius"])
+    check_derived(cert, {**b, **common_derived(cert, stack, value)})
     stored = cert.array("spectral")
     if stored.shape != (len(b["spectral"]),) or np.any(stored < np.asarray(b["spectral"])):
         raise CertificateError(
