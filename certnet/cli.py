@@ -101,6 +101,9 @@ class Method(str, Enum):
 
 
 # ---------------------------------------------------------------------------------- helpers
+_MODEL_HELP = "A model file: .safetensors (written by certnet.save) or .onnx (read exactly)."
+
+
 def _fail(message: str) -> NoReturn:
     """One line on stderr, exit code 2."""
     typer.echo(f"error: {message}", err=True)
@@ -245,13 +248,18 @@ def version() -> None:
 @app.command()
 @_json_command
 def info(
-    model: Annotated[Path, typer.Argument(help="A .safetensors file written by certnet.save.")],
+    model: Annotated[Path, typer.Argument(help=_MODEL_HELP)],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Architecture and by-construction Lipschitz bound of a saved network."""
     net = _load_model(model)
-    meta = certnet.read_metadata(model)
-    from certnet.nn import extract_layers
+    from certnet.nn import OnnxNetwork, extract_layers
+
+    if isinstance(net, OnnxNetwork):
+        meta = {"certnet_kind": f"ONNX ({str(net.onnx_dtype).replace('torch.', '')})"}
+        meta.update({"certificate": ""} if "certnet.certificate" in net.metadata else {})
+    else:
+        meta = certnet.read_metadata(model)
 
     with _user_errors():
         stack = extract_layers(net)
@@ -576,7 +584,7 @@ def _jsonable_config(cfg: Any) -> dict[str, Any]:
 @_json_command
 def simulate(
     model: Annotated[
-        Path, typer.Argument(help="A .safetensors controller (observation → action).")
+        Path, typer.Argument(help=_MODEL_HELP + " Observation → action.")
     ],
     plant_name: Annotated[
         str, typer.Option("--plant", help=f"One of {', '.join(PLANTS)}.")
@@ -670,7 +678,7 @@ def _plot_rollout(plant, states, actions, path: Path) -> None:
 @app.command()
 @_json_command
 def verify(
-    model: Annotated[Path, typer.Argument(help="A .safetensors file written by certnet.save.")],
+    model: Annotated[Path, typer.Argument(help=_MODEL_HELP)],
     method: Annotated[
         Method | None,
         typer.Option("--method", help="Lipschitz certificate method (default: auto)."),
@@ -1048,7 +1056,7 @@ def _progress(task: str):
 @app.command()
 @_json_command
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="A .safetensors controller.")],
+    model: Annotated[Path, typer.Argument(help=_MODEL_HELP)],
     env: Annotated[
         str, typer.Option("--env", help="A registered gymnasium env id.")
     ] = "Pendulum-v1",
@@ -1141,6 +1149,15 @@ def export(
     if onnx.is_dir():
         _fail(f"--onnx {onnx} is a folder; pass a file name, e.g. --onnx {onnx / 'ctrl.onnx'}")
     net = _load_model(model)
+    from certnet.nn import OnnxNetwork
+
+    if isinstance(net, OnnxNetwork):
+        _fail(
+            f"{model} is already an ONNX file: deploy it as it is (export writes ONNX from a "
+            f"certnet .safetensors model); keep its certificate next to it (certnet verify "
+            f"{model} --out cert.json) and re-check it against the file (certnet verify {model} "
+            "--check cert.json)"
+        )
     export_mod = _require("export")
     cert = None
     if certificate is not None:

@@ -176,15 +176,37 @@ def _has_safetensors_header(path: Path) -> bool:
     return head[8:9] == b"{" and 8 + n <= path.stat().st_size
 
 
+def _file_kind(path: Path) -> str:
+    """What ``path`` holds, from its first bytes and name: "safetensors", "onnx", "pickle"
+    (``torch.save``: a zip archive or a raw pickle) or "unknown"."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model file: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if _has_safetensors_header(path):
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return "pickle"
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
+    return "unknown"
+
+
 def load(path: str | os.PathLike) -> nn.Module:
-    """Read a network written by :func:`save`.
+    """Read a network: a ``.safetensors`` file written by :func:`save`, or an ONNX file.
+
+    A file that starts like a safetensors file is read as one; a ``torch.save`` file (a zip
+    archive or a pickle) is refused, never unpickled; a ``.onnx`` file is read by
+    :func:`certnet.nn.load_onnx` (an :class:`~certnet.nn.OnnxNetwork`; its refusals are listed
+    there).
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
     ModelFormatError
-        Not a safetensors/certnet file, an unknown format version, a tensor whose digest does
+        A ``torch.save``/pickle file, an ONNX graph certnet cannot read exactly, not a
+        safetensors/certnet file, an unknown format version, a tensor whose digest does
         not match the header, tensors that do not match the architecture, NaN/inf weights, or
         stored points off their spheres.
 
@@ -193,6 +215,18 @@ def load(path: str | os.PathLike) -> nn.Module:
     UserWarning
         The file has no digests (saved before certnet wrote them); re-save it with :func:`save`.
     """
+    kind = _file_kind(Path(path))
+    if kind == "pickle":
+        raise ModelFormatError(
+            f"{path} is a torch.save (pickle) file; certnet never loads pickles (unpickling "
+            "can run code from the file); convert it in your own code: build the network, "
+            "net.load_state_dict(torch.load(path, weights_only=True)), then "
+            "certnet.save(net, 'model.safetensors') or torch.onnx.export(net, (x,), 'model.onnx')"
+        )
+    if kind == "onnx":
+        from certnet.nn.onnx_import import load_onnx
+
+        return load_onnx(path)
     meta = read_metadata(path)
     if meta["certnet_format"] != FORMAT:
         raise ModelFormatError(

@@ -758,11 +758,13 @@ def files(tmp_path_factory):
         "onnx": export.to_onnx(net, d / "ctrl.onnx"),
         "pt": d / "weights.pt",
         "txt": d / "notes.txt",
+        "txtonnx": d / "notes.onnx",
         "dir": d / "folder",
         "missing": d / "missing.safetensors",
     }
     torch.save(net.state_dict(), paths["pt"])
     paths["txt"].write_text("not a model\n")
+    paths["txtonnx"].write_text("not a model\n")
     paths["dir"].mkdir()
     paths["run"] = d / "run"
     cn.save(net, paths["run"] / "controller.safetensors")
@@ -787,9 +789,12 @@ BAD_INPUT = {
         r"run is a folder, not a model file; pass the file itself, e.g. .*run/controller",
     ),
     "info a text file": (("info", "{txt}"), r"not a safetensors file .*certnet.save"),
-    "info a torch.save file": (("info", "{pt}"), r"not a safetensors file .*torch.save file"),
-    "info an ONNX file": (("info", "{onnx}"), r"not a safetensors file .*an ONNX"),
-    "verify an ONNX file": (("verify", "{onnx}"), r"not a safetensors file"),
+    "info a torch.save file": (
+        ("info", "{pt}"),
+        r"is a torch\.save \(pickle\) file; certnet never loads pickles .*certnet\.save\(net",
+    ),
+    "info a text file named .onnx": (("info", "{txtonnx}"), r"is not a readable ONNX model"),
+    "verify a text file named .onnx": (("verify", "{txtonnx}"), r"is not a readable ONNX"),
     "verify --check a folder": (("verify", "{model}", "--check", "{dir}"), r"is a folder"),
     "verify --check a text file": (
         ("verify", "{model}", "--check", "{txt}"),
@@ -804,7 +809,7 @@ BAD_INPUT = {
         ("verify", "{model}", "--closed-loop", "--plant", "cartpole"),
         r"the network reads 3 inputs, but the plant has 4 states",
     ),
-    "simulate a torch.save file": (("simulate", "{pt}"), r"not a safetensors file"),
+    "simulate a torch.save file": (("simulate", "{pt}"), r"torch\.save \(pickle\) file"),
     "simulate wrong observation size": (
         ("simulate", "{five}"),
         r"maps 5 inputs to 1 outputs, but the plant pendulum observes 3 .*pass the --plant",
@@ -831,7 +836,10 @@ BAD_INPUT = {
         ("export", "{model}", "--onnx", "{dir}"),
         r"--onnx .*folder is a folder; pass a file name",
     ),
-    "export an ONNX file": (("export", "{onnx}", "--onnx", "{dir}/x.onnx"), r"not a safetensors"),
+    "export an ONNX file": (
+        ("export", "{onnx}", "--onnx", "{dir}/x.onnx"),
+        r"is already an ONNX file: deploy it as it is",
+    ),
     "export a text certificate": (
         ("export", "{model}", "--onnx", "{dir}/x.onnx", "--certificate", "{txt}"),
         r"not valid JSON",
@@ -950,3 +958,79 @@ def test_summary_table_does_not_round_a_decrease_rate_to_one():
 
     assert show(0.9999999938) == "0.9999999938"
     assert show(1.0) == "1" and show(-144.5759347) == "-144.576"
+
+
+# ------------------------------------------------------------------------------ ONNX files
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    """A tiny pendulum controller exported by certnet, torque limits baked in."""
+    net = cn.nn.NormalizedMLP([3, 8, 1], activation="tanh", lipschitz=4.0, output_scale=2.0, seed=0)
+    path = tmp_path_factory.mktemp("onnx") / "ctrl.onnx"
+    return export.to_onnx(net, path, low=-2.0, high=2.0, n_check=8), net
+
+
+def test_info_of_an_onnx_file(onnx_model):
+    path, _ = onnx_model
+    out = run_json("info", path)
+    assert out["kind"] == "ONNX (float32)" and out["widths"][:3] == [3, 8, 1]
+    assert out["fingerprint"] == cn.nn.from_onnx(path).fingerprint()[:16]
+
+
+def test_verify_an_onnx_file_and_check_the_certificate_against_it(onnx_model, tmp_path):
+    path, net = onnx_model
+    cert = tmp_path / "cert.json"
+    out = run_json("verify", path, "--out", cert, "--lower-bound")
+    assert out["certified"] and out["lower_bound"] <= out["value"]
+    # the clip adds only norm-1 layers: the product bound is the network's own
+    prod = run_json("verify", path, "--method", "product")["value"]
+    assert prod == pytest.approx(cn.verify.lipschitz(net, method="product").value, rel=1e-6)
+    back = run_json("verify", path, "--check", cert)
+    assert back["ok"] and back["re_verified"] == pytest.approx(out["value"])
+    other = export.to_onnx(
+        cn.nn.NormalizedMLP([3, 8, 1], activation="tanh", lipschitz=4.0, seed=1),
+        tmp_path / "other.onnx",
+        n_check=4,
+    )
+    user_error(run("verify", other, "--check", cert), r"fingerprint|other weights|made for")
+
+
+def test_simulate_and_evaluate_an_onnx_file(onnx_model):
+    path, net = onnx_model
+    out = run_json("simulate", path, "--steps", 10, "--x0=-0.2,0.1")
+    with torch.no_grad():
+        roll = plants.Pendulum().rollout(
+            lambda o: net(o.float()).clamp(-2.0, 2.0).double(),
+            torch.tensor([[-0.2, 0.1]], dtype=torch.float64),
+            10,
+        )
+    assert out["final_state"] == pytest.approx(roll.states[0, -1].tolist(), abs=1e-5)
+    ev = run_json("evaluate", path, "--env", "Pendulum-v1", "--episodes", 1)
+    assert ev["episodes"] == 1 and ev["mean_length"] == 200
+
+
+def test_export_of_an_onnx_file_is_refused(onnx_model, tmp_path):
+    path, _ = onnx_model
+    user_error(
+        run("export", path, "--onnx", tmp_path / "again.onnx"),
+        r"is already an ONNX file: deploy it as it is .* --check cert\.json\)",
+    )
+
+
+def test_unreadable_onnx_and_torch_save_files_are_one_line_errors(tmp_path):
+    bad = tmp_path / "conv.onnx"
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((1, 1, 1), dtype=np.float32), "w")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])],
+        [w],
+    )
+    bad.write_bytes(helper.make_model(g).SerializeToString())
+    for cmd in ("info", "verify", "evaluate", "simulate"):
+        user_error(run(cmd, bad), r"\(Conv\) is not an operator certnet reads")
+    pt = tmp_path / "net.pt"
+    torch.save(torch.nn.Linear(3, 1).state_dict(), pt)
+    user_error(run("verify", pt), r"is a torch\.save \(pickle\) file; certnet never loads pickles")

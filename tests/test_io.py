@@ -169,3 +169,28 @@ def test_a_malformed_digest_header_is_refused(tmp_path):
     save_file(load_file(str(path)), str(path), metadata=meta)
     with pytest.raises(ModelFormatError, match="malformed certnet_digests header"):
         cn.load(path)
+
+
+# ------------------------------------------------------------------ load's dispatch on the file
+def test_load_reads_onnx_files(tmp_path):
+    net = cn.nn.NormalizedMLP([3, 4, 1], activation="tanh", lipschitz=2.0, seed=0)
+    path = cn.export.to_onnx(net, tmp_path / "n.onnx", n_check=4)
+    got = cn.load(path)
+    assert isinstance(got, cn.nn.OnnxNetwork)
+    assert cn.nn.extract_layers(got).fingerprint() == cn.nn.extract_layers(net).fingerprint()
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy-pickle"])
+def test_load_refuses_torch_save_files_without_unpickling(tmp_path, zipped, monkeypatch):
+    path = tmp_path / "net.safetensors"  # the name does not matter: the bytes do
+    torch.save(torch.nn.Linear(3, 1), path, _use_new_zipfile_serialization=zipped)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load was called"))
+    with pytest.raises(ModelFormatError, match=r"torch\.save \(pickle\) file; certnet never"):
+        cn.load(path)
+
+
+def test_load_of_an_unknown_file_says_what_it_reads(tmp_path):
+    p = tmp_path / "model.bin"
+    p.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFormatError, match="not a safetensors file"):
+        cn.load(p)

@@ -116,7 +116,14 @@ def to_onnx(
         lo = torch.as_tensor(np.broadcast_to(np.asarray(low, float), (d_out,)).copy(), dtype=dtype)
         hi = torch.as_tensor(np.broadcast_to(np.asarray(high, float), (d_out,)).copy(),
                              dtype=dtype)
-    module = _Exported(net, lo, hi).eval()
+    # The graph is traced from a plain module holding the weights net's forward uses (read by
+    # extract_layers, exact in net's dtype), not from net: tracing a parametrised net lets the
+    # exporter fold the parametrisation into constants in its own order of operations, which
+    # can differ from torch's by an ulp, and the file would not hold the certified weights.
+    from certnet.nn.onnx_import import OnnxNetwork
+
+    plain = OnnxNetwork(stack, source="certnet export", onnx_dtype=dtype, dtype=dtype)
+    module = _Exported(plain, lo, hi).eval()
     path = Path(path)
     example = torch.zeros(2, d_in, dtype=dtype)
     torch.onnx.export(
@@ -150,7 +157,7 @@ def to_onnx(
     x = rng.standard_normal((n_check, d_in)) * np.asarray(obs_scale, dtype=np.float64)
     xt = torch.as_tensor(x, dtype=dtype)
     with torch.no_grad():
-        ref = module(xt).numpy()
+        ref = _Exported(net, lo, hi).eval()(xt).numpy()  # the network itself, not the copy
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(["action"], {"obs": xt.numpy()})[0]
     err = float(np.max(np.abs(got - ref)))

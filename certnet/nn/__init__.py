@@ -1,5 +1,6 @@
-"""Frobenius-normalised networks: layers, activations with slope bounds, the MLP, and the reader
-that verification and export use (:func:`extract_layers`)."""
+"""Frobenius-normalised networks: layers, activations with slope bounds, the MLP, the reader
+that verification and export use (:func:`extract_layers`), and the ONNX reader
+(:func:`from_onnx`)."""
 
 from certnet.nn.activations import (
     ACTIVATIONS,
@@ -13,6 +14,7 @@ from certnet.nn.activations import (
 from certnet.nn.extract import LayerStack, extract_layers
 from certnet.nn.frobenius import FrobeniusLinear, frobenius_norm, is_frobenius
 from certnet.nn.mlp import NormalizedMLP, radii_for_budget
+from certnet.nn.onnx_import import OnnxNetwork, from_onnx, load_onnx
 
 __all__ = [
     "ACTIVATIONS",
@@ -29,4 +31,7 @@ __all__ = [
     "is_frobenius",
     "NormalizedMLP",
     "radii_for_budget",
+    "OnnxNetwork",
+    "from_onnx",
+    "load_onnx",
 ]

@@ -408,13 +408,58 @@ def _read_normalized_mlp(net: NormalizedMLP) -> tuple[LayerStack, torch.Tensor]:
     return stack, net.input_scale
 
 
+def _read_onnx_network(net: nn.Module) -> tuple[LayerStack, torch.Tensor]:
+    """An :class:`~certnet.nn.onnx_import.OnnxNetwork` from the modules and buffers its forward
+    uses (like a NormalizedMLP), so an edit after loading is read, not the file's stack."""
+    from certnet.nn.onnx_import import OnnxNetwork
+
+    name = type(net).__name__
+    if type(net) is not OnnxNetwork:
+        raise TypeError(
+            f"{name} is a subclass of OnnxNetwork, which can compute something else (its own "
+            "forward); use the OnnxNetwork certnet.load returns"
+        )
+    _check_module_self(net, name)
+    for attr in ("linears", "acts"):
+        sub = getattr(net, attr)
+        if type(sub) is not nn.ModuleList:
+            raise TypeError(
+                f"{name}.{attr} is a {type(sub).__name__}, not the nn.ModuleList "
+                "OnnxNetwork.forward iterates; reload the network"
+            )
+        _check_module_self(sub, f"{name}.{attr}")
+    if len(net.acts) != len(net.linears) - 1:
+        raise TypeError(
+            f"{name} has {len(net.linears)} linear layers and {len(net.acts)} activations; "
+            "it needs one activation between each pair of layers; reload the network"
+        )
+    items: list[tuple[str, nn.Module]] = []
+    for k, lin in enumerate(net.linears):
+        items.append((f"{type(lin).__name__} at {name}.linears[{k}]", lin))
+        if k < len(net.acts):
+            items.append((f"{type(net.acts[k]).__name__} at {name}.acts[{k}]", net.acts[k]))
+    ws, bs, acts = _chain(items)
+    stack = LayerStack(
+        tuple(ws),
+        tuple(bs),
+        tuple(acts),
+        _array(net.input_offset),
+        _array(net.input_scale),
+        _array(net.output_scale),
+        _array(net.output_offset),
+    )
+    return stack, net.linears[0].weight
+
+
 def extract_layers(net: nn.Module | LayerStack) -> LayerStack:
     """Read a network into a float64 :class:`LayerStack`, refusing what it cannot read exactly.
 
     Parameters
     ----------
-    net : NormalizedMLP, nn.Sequential or LayerStack
-        ``Sequential`` may hold ``nn.Linear`` (with certnet's Frobenius parametrisation, torch's
+    net : NormalizedMLP, nn.Sequential, OnnxNetwork or LayerStack
+        An ``OnnxNetwork`` (what ``certnet.load`` returns for an ONNX file) is read like a
+        ``NormalizedMLP``, from the layers its forward uses. ``Sequential`` may hold
+        ``nn.Linear`` (with certnet's Frobenius parametrisation, torch's
         ``orthogonal``, ``weight_norm`` or, in eval mode, ``spectral_norm``), nested
         ``Sequential`` and the activations ``Identity, ReLU, LeakyReLU, Tanh, Sigmoid, ELU,
         SiLU, GELU`` and certnet's ``Softplus`` and ``GroupSort`` — exact types, no hooks.
@@ -439,8 +484,12 @@ def extract_layers(net: nn.Module | LayerStack) -> LayerStack:
             "nn.Sequential of nn.Linear and supported activations"
         )
     _check_global_hooks()
+    from certnet.nn.onnx_import import OnnxNetwork  # here: onnx_import imports this module
+
     if isinstance(net, NormalizedMLP):
         stack, like = _read_normalized_mlp(net)
+    elif isinstance(net, OnnxNetwork):
+        stack, like = _read_onnx_network(net)
     elif isinstance(net, nn.Sequential):
         items = _flatten(net, "net")
         ws, bs, acts = _chain(

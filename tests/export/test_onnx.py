@@ -36,3 +36,28 @@ def test_onnx_parity_metadata_and_certificate(tmp_path):
         cn.export.to_onnx(net, tmp_path / "x.onnx", low=-1)
     with pytest.raises(TypeError, match="cannot read a"):
         cn.export.to_onnx(torch.nn.GRU(3, 2), tmp_path / "x.onnx")
+
+
+@pytest.mark.parametrize("activation", ["silu", "tanh"])
+def test_the_file_holds_the_weights_the_forward_uses_and_its_certificate_checks(
+    tmp_path, activation
+):
+    # seed 1 with silu: the exporter used to fold the Frobenius parametrisation itself and
+    # wrote weights one float32 ulp away from the ones net's forward uses
+    net = cn.nn.NormalizedMLP(
+        [3, 6, 5, 2], activation=activation, lipschitz=5.0, input_scale=[1.0, 2.0, 0.5], seed=1
+    )
+    cert = cn.verify.lipschitz(net)
+    path = cn.export.to_onnx(net, tmp_path / "n.onnx", cert, n_check=8)
+    read, orig = cn.nn.from_onnx(path), cn.nn.extract_layers(net)
+    for a, b in zip(read.weights + read.biases, orig.weights + orig.biases, strict=True):
+        assert np.array_equal(a, b)
+    back = Certificate.from_json(cn.export.read_onnx_metadata(path)["certnet.certificate"])
+    assert back.check(cn.load(path)) == pytest.approx(cert.value, rel=1e-12)
+
+
+def test_export_is_deterministic(tmp_path):
+    net = cn.nn.NormalizedMLP([3, 5, 1], activation="elu", lipschitz=3.0, seed=2)
+    a = cn.export.to_onnx(net, tmp_path / "a.onnx", low=-1.0, high=1.0, n_check=4)
+    b = cn.export.to_onnx(net, tmp_path / "b.onnx", low=-1.0, high=1.0, n_check=4)
+    assert a.read_bytes() == b.read_bytes()
