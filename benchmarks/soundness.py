@@ -584,7 +584,10 @@ def run_loop(i: int, samples: int = 1000, steps: int = 1500) -> dict:
             worst = max(worst, float(np.einsum("bi,ij,bj->b", d, P, d).max()))
     rec["worst_V"] = worst
     rec["final_error"] = float(np.abs(x.numpy() - x0).max())
-    rec["violated"] = bool(worst > 1 + 1e-9 or rec["final_error"] > 1e-6)
+    # the claim: no start leaves {V ≤ 1} and every one converges; a loop whose rate is near 1
+    # may need more than `steps` steps, so slow convergence is reported apart from leaving
+    rec["violated"] = bool(worst > 1 + 1e-9)
+    rec["slow"] = bool(rec["final_error"] > 1e-6)
     return rec
 
 
@@ -635,6 +638,8 @@ def _loop_lines(loops: list[dict]) -> list[str]:
         return []
     c = Counter(r["status"] for r in loops)
     bad = [r for r in loops if r.get("violated")]
+    slow = [r for r in loops if r.get("slow")]
+    crashes = [r for r in loops if r["status"] == "crash"]
     secs = [r["seconds"] for r in loops if "seconds" in r]
     return [
         "",
@@ -642,10 +647,14 @@ def _loop_lines(loops: list[dict]) -> list[str]:
         "nets, `closed_loop(plant, net)` on the real plant, 1000 starts of each certified "
         "region simulated for 1500 steps): "
         f"certified {c['certified']}, refused {c['refused']}, not certified "
-        f"{c['not certified']}, crashes {c['crash']}, **regions left or not converged "
-        f"{len(bad)}**; median {np.median(secs) if secs else float('nan'):.2f} s per "
-        "certificate.",
-    ] + [f"* loop {r['i']} {r['label']}: worst V {r['worst_V']:.6g}" for r in bad[:20]]
+        f"{c['not certified']}, crashes {c['crash']}, **starts that left their region: "
+        f"{len(bad)} loops**; still converging after the 1500 steps (inside the region, "
+        f"error > 1e-6): {len(slow)}; median "
+        f"{np.median(secs) if secs else float('nan'):.2f} s per certificate.",
+    ] + [f"* loop {r['i']} {r['label']}: worst V {r['worst_V']:.6g}" for r in bad[:20]] + [
+        f"* slow: loop {r['i']} {r['label']}: worst V {r['worst_V']:.6g}, error after 1500 "
+        f"steps {r['final_error']:.3g}" for r in slow[:20]
+    ] + [f"* crash: loop {r['i']} {r['label']}: {r['error']}" for r in crashes[:20]]
 
 
 def _write(summary: dict, args, seconds: float, n: int, path: Path, loops=()) -> None:
@@ -757,7 +766,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "img").mkdir(exist_ok=True)
     _write(summary, args, seconds, n, args.out / "soundness.md", loops)
     _plot(summary, args.out / "img" / "soundness_ratios.png")
-    (args.out / "soundness.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    (args.out / "soundness.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in [*records, *loops]) + "\n"
+    )
     print((args.out / "soundness.md").read_text())
     bad = len(summary["unsound"]) + len(summary["bad_tamper"])
     bad += sum(c["crash"] for c in summary["table"].values())

@@ -198,6 +198,25 @@ def closed_loop(
         data["extension"] = ext
         data["union_volume"] = loop_reach.union_area(x0, Pr, ext, data["roa_volume"])
         solver_info["cell_steps"] = ext["spent"]
+    if method_name == "lyapunov-bnb":
+        # the value stored is the one check() re-proves (the search's own passes may split
+        # cells differently and prove a slightly smaller ρ than the re-check can)
+        try:
+            value = max(value, loop_stability.recheck(loop, x0, r_eq, data, max_cells))
+        except CertificateError as e:
+            data["time"] = time.perf_counter() - t0
+            return Certificate(value=math.inf, certified=False, data=data,
+                               reason=f"the region found does not re-verify ({e}); raise "
+                               "max_cells or give a smaller region",
+                               solver={"name": _SOLVERS[strategy], "time": data["time"]},
+                               **common)
+        if not value < 1:
+            data["time"] = time.perf_counter() - t0
+            return Certificate(value=math.inf, certified=False, data=data,
+                               reason=f"the re-check proves only ρ = {value!r} ≥ 1; raise "
+                               "max_cells or give a smaller region",
+                               solver={"name": _SOLVERS[strategy], "time": data["time"]},
+                               **common)
     data["time"] = solver_info["time"] = time.perf_counter() - t0
     return Certificate(value=value, certified=True, data=data, solver=solver_info, margin=0.0,
                        **common)
