@@ -1,6 +1,7 @@
 """Benchmark: certnet Lipschitz certificates against eclipse-nn and LipSDP-Neuron (cvxpy/CVXOPT).
 
-Run:  python benchmarks/lipschitz.py --short    (5 cells incl. 3×100 and 3×512; > 25 min)
+Run:  python benchmarks/lipschitz.py --local    (local vs global certificates on boxes; ~2 min)
+      python benchmarks/lipschitz.py --short    (5 cells incl. 3×100 and 3×512; > 25 min)
       python benchmarks/lipschitz.py --short --widths 100   (the headline 4-100-100-100-1 cell)
       python benchmarks/lipschitz.py            (quick grid: 15 cells; > 25 min on a loaded VM)
       python benchmarks/lipschitz.py --full     (the issue's whole grid; hours)
@@ -210,7 +211,14 @@ def main(argv=None):
         help="keep only cells whose hidden width is one of these (e.g. --widths 100)",
     )
     ap.add_argument("--out", default=str(ROOT / "docs/bench/lipschitz.md"))
+    ap.add_argument(
+        "--local",
+        action="store_true",
+        help="only the local-certificate section (boxes around the origin / input offset)",
+    )
     args = ap.parse_args(argv)
+    if args.local:
+        return local_section()
     from rich.progress import Progress
 
     cells = grid(args.full, args.short)
@@ -333,6 +341,71 @@ def targets(rows):
     ]
     out.append(f"- fast never looser than ECLipsE-Fast: {'met' if not looser else looser}")
     return out
+
+
+# ------------------------------------------------------------------ --local
+def _local_nets():
+    """(name, net, centre): random nets with biases (so neurons can be stable on a box) and a
+    NormalizedMLP with input scaling, boxed around its input offset."""
+    import certnet as cn
+
+    out = []
+    for act, dims in (("relu", [2, 32, 32, 1]), ("tanh", [2, 32, 32, 1]), ("relu", [4, 64, 64, 1]),
+                      ("tanh", [4, 64, 64, 1])):
+        ws = weights(dims, "he", 0)
+        rng = np.random.default_rng(1)
+        st = make_stack(ws, act)
+        bs = tuple(rng.normal(scale=0.5, size=w.shape[0]) for w in ws)
+        st = LayerStack(st.weights, bs, *[getattr(st, k) for k in (
+            "activations", "input_offset", "input_scale", "output_scale", "output_offset")])
+        out.append((f"{'-'.join(map(str, dims))} {act}", st, np.zeros(dims[0])))
+    net = cn.nn.NormalizedMLP([2, 32, 32, 1], "tanh", seed=0, input_scale=[0.5, 4.0],
+                              input_offset=[1.0, -2.0])
+    out.append(("NormalizedMLP 2-32-32-1 tanh, scaled", net, np.array([1.0, -2.0])))
+    return out
+
+
+def _eclipse_local(stack, act, centre, eps):
+    try:
+        from eclipse_nn.local_lipschitz import get_lip_estimates
+    except ImportError:
+        return float("nan"), 0.0, "eclipse-nn not installed"
+    ws = stack.folded_weights()
+    bs = stack.folded_biases()
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            v, t, ext = get_lip_estimates(ws, centre, eps, actv=act, biases=bs, algo="Fast")
+    except Exception as e:  # reported
+        return float("nan"), 0.0, f"{type(e).__name__}: {e}"[:50]
+    return float(v), float(t), "" if ext == 0 else f"exit {ext}"
+
+
+def local_section():
+    """Local (box) vs global certificates: value, ratio, time, and ECLipsE-Gen-Local (its
+    region is the ℓ2 ball of radius r, *inside* our box of half-width r; not certified)."""
+    from certnet.nn.extract import extract_layers
+
+    print("| net | r | global | local | local/global | lower | local/lower | t_global s | "
+          "t_local s | ECLipsE-Gen-Local (ball r) | t s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, net, centre in _local_nets():
+        stack = extract_layers(net)
+        act = stack.activations[0].name
+        t0 = time.perf_counter()
+        glob = lipschitz(stack)
+        tg = time.perf_counter() - t0
+        for r in (0.01, 0.1, 1.0):
+            t0 = time.perf_counter()
+            cert = lipschitz(stack, region={"centre": centre, "half_widths": r})
+            tl = time.perf_counter() - t0
+            assert cert.check(stack) == cert.value
+            low = cert.data["interval"][0]
+            ev, et, note = _eclipse_local(stack, act, centre, r)
+            print(f"| {name} | {r:g} | {fmt(glob.value)} | {fmt(cert.value)} | "
+                  f"{cert.value / glob.value:.3f} | {fmt(low)} | {cert.value / low:.3f} | "
+                  f"{tg:.2f} | {tl:.2f} | {fmt(ev)} {note} | {et:.2f} |", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def rho_and_grad(net: SlopeNet, ts: list[np.ndarray], grad: bool = True):
             a, b = net.alpha[k], net.beta[k]
             t1 = ts[k]
             x = 2.0 * np.diag(ts[k - 1])
-            if a * b != 0.0:
+            if np.any(np.asarray(a * b) != 0.0):  # per-layer floats or per-neuron arrays
                 x += 2.0 * ws[k].T @ ((a * b * t1)[:, None] * ws[k])
             bk = ws[k].T * ((a + b) * t1)[None, :]
             bs[k] = bk
@@ -68,7 +68,7 @@ def rho_and_grad(net: SlopeNet, ts: list[np.ndarray], grad: bool = True):
     a, b = net.alpha[0], net.beta[0]
     q = ws[0].T * ((a + b) * ts[0])[None, :]
     s = q @ sla.cho_solve(xf[1], q.T, check_finite=False)
-    if a * b != 0.0:
+    if np.any(np.asarray(a * b) != 0.0):
         s -= 2.0 * ws[0].T @ ((a * b * ts[0])[:, None] * ws[0])
     ev, vec = np.linalg.eigh((s + s.T) / 2)
     rho = float(ev[-1])
@@ -109,13 +109,17 @@ def feasible_start(net: SlopeNet) -> list[np.ndarray]:
         r -= bk @ np.linalg.solve(x, bk.T)
         lam = float(np.linalg.eigvalsh(-(r + r.T) / 2)[-1])
         nk = np.linalg.norm(ws[k], 2)
-        taus[k] = max(lam, 0.0) / 2.0 + 0.5 * nk * nk * t1 * (a + b) ** 2 / 2 + 1e-3 * t1
+        ab2 = float(np.max(np.asarray(a + b) ** 2))  # per-neuron slopes: the layer's largest
+        taus[k] = max(lam, 0.0) / 2.0 + 0.5 * nk * nk * t1 * ab2 / 2 + 1e-3 * t1
         x = 2.0 * taus[k] * np.eye(ws[k].shape[1]) + r
     return [np.full(n, taus[k + 1]) for k, n in enumerate(net.hidden)]
 
 
 def _neuron_rows(net: SlopeNet):
-    """A (N×D: neuron i's weight row at its input block), hidden column index, K entries."""
+    """A (N×D: neuron i's weight row at its input block), hidden column index, K entries.
+
+    K_i = [[−2α_iβ_i, α_i+β_i], [α_i+β_i, −2]]: the slopes are per layer (floats) or per
+    neuron (arrays of the layer's width, a local certificate); both broadcast here."""
     off = [0]
     for n in net.widths[:-1]:
         off.append(off[-1] + n)

@@ -15,6 +15,12 @@ method             what proves the bound                                        
 
 ``auto`` uses "product" for GroupSort nets (no slope class) and "fast" otherwise.
 
+With ``region=`` the bound is *local*: ‖f(x) − f(y)‖₂ ≤ L‖x − y‖₂ for x, y in a box, proved by
+LipSDP-Neuron with per-neuron slope classes from interval bound propagation over the box
+(:mod:`certnet.verify.local`; methods "fast-local", "lipsdp-neuron-local"), never larger than
+the global certificate (embedded when it is the smaller), with an attained lower bound in
+``data["interval"]`` and optional refinement by bisection (``gap=``).
+
 The SDP methods first reduce the net exactly (:mod:`certnet.verify.reduce`: dead neurons
 dropped, bit-identical neurons merged — so for a net with duplicated neurons the bound holds
 for every bias that keeps them equal — ReLU neurons rebalanced by powers of two) and add a
@@ -36,6 +42,7 @@ from certnet.verify.certificate import Certificate
 from certnet.verify.fast import optimize_multipliers
 from certnet.verify.lipsdp import lipsdp
 from certnet.verify.lmi import lmi_certificate, slope_net
+from certnet.verify.local import as_box, local_lipschitz, region_bounds  # registers checkers
 from certnet.verify.product import offset_norm, product_certificate
 
 __all__ = ["lipschitz", "METHODS"]
@@ -76,6 +83,10 @@ def lipschitz(
     time_budget: float | None = None,
     max_iter: int = 300,
     max_memory: float = 4e9,
+    region=None,
+    gap: float | None = None,
+    max_splits: int = 64,
+    progress: bool = False,
 ) -> Certificate:
     """Certified upper bound on the ℓ2 → ℓ2 Lipschitz constant of ``net``.
 
@@ -98,6 +109,26 @@ def lipschitz(
         Newton steps allowed to the "fast" optimiser.
     max_memory : float
         Bytes; lipsdp problems estimated larger are refused (ProblemTooLargeError).
+    region : optional
+        A box in the user's input units: ``(lo, hi)`` (arrays of shape (d_0,)) or
+        ``{"centre": c, "half_widths": r}`` (r scalar or array ≥ 0; enclosed outward). The
+        certificate then bounds ‖f(x) − f(y)‖₂ ≤ L‖x − y‖₂ for x, y *in the box* (method
+        "fast" or "auto" → "fast-local", "lipsdp-neuron" → "lipsdp-neuron-local"); it is the
+        smaller of the local bound and the global one of ``method`` (the global certificate is
+        then embedded and re-checked), ``data["interval"]`` = [attained lower bound on the box,
+        value], ``data["region"]`` = the box, ``data["slopes"]`` = the neurons' slope classes
+        on it (for information: ``check`` re-derives them). Ellipsoids: pass their bounding
+        box (a bound on the box holds on every subset).
+    gap : float, optional
+        With ``region``: bisect the region (the piece of largest bound, along its widest input
+        in the network's scaled units) until value ≤ (1 + gap)·lower or ``max_splits`` splits
+        are used. The maximum over the pieces is a bound on the whole box because the box is
+        convex: a segment [x, y] crosses the pieces in sub-segments, and the triangle
+        inequality gives ‖f(x) − f(y)‖ ≤ Σ_j L_j ‖segment_j‖ ≤ max_j L_j ‖x − y‖.
+    max_splits : int
+        Split budget of the refinement (counts only: never wall time).
+    progress : bool
+        Show a rich progress bar during the refinement.
 
     Returns
     -------
@@ -111,7 +142,9 @@ def lipschitz(
     Raises
     ------
     ValueError
-        Unknown method; an SDP method on a net with GroupSort.
+        Unknown method; an SDP method on a net with GroupSort; with ``region``: a malformed
+        region (NaN/inf, wrong shape, lo > hi), a method other than fast / auto /
+        lipsdp-neuron, a bad ``gap`` or ``max_splits``.
     TypeError
         A network certnet cannot read (the message names the layer).
     ProblemTooLargeError
@@ -128,6 +161,25 @@ def lipschitz(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     stack = extract_layers(net)
+    if region is not None:
+        if method not in ("auto", "fast", "lipsdp-neuron"):
+            raise ValueError(
+                f"a local certificate (region=...) is proved with per-neuron slopes by "
+                f"'fast' or 'lipsdp-neuron', not {method!r}; pass method='fast'"
+            )
+        box = as_box(region, stack.widths[0])  # refuse a bad region before any work
+        region_bounds(stack, *box)  # and GroupSort, by name
+        method = "fast" if method == "auto" else method
+        glob = lipschitz(
+            stack, method, solver=solver, time_budget=time_budget, max_iter=max_iter,
+            max_memory=max_memory,
+        )
+        return local_lipschitz(
+            stack, box, method, global_cert=glob, gap=gap, max_splits=max_splits,
+            max_iter=max_iter, solver=solver, progress=progress,
+        )
+    if gap is not None:
+        raise ValueError("gap= refines a local certificate: give region=(lo, hi) as well")
     t0 = time.perf_counter()
     if method == "auto":
         method = "fast" if all(a.elementwise for a in stack.activations) else "product"

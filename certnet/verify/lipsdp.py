@@ -77,9 +77,10 @@ def _scaled_problem(net, form: str, delta: float):
         w = net.ws[k - 1]
         t = vec(k)
         diag[k] = -2.0 * cp.diag(t)
-        if a * b != 0.0:
-            diag[k - 1] = diag[k - 1] - 2.0 * a * b * (w.T @ cp.diag(t) @ w)
-        off = (a + b) * (w.T @ cp.diag(t))
+        ab, apb = np.asarray(a * b, dtype=np.float64), np.asarray(a + b, dtype=np.float64)
+        if np.any(ab != 0.0):  # per-layer floats, or per-neuron arrays (local certificates)
+            diag[k - 1] = diag[k - 1] - 2.0 * (w.T @ cp.diag(cp.multiply(ab, t)) @ w)
+        off = w.T @ cp.diag(cp.multiply(apb, t))
         blocks[k - 1][k] = off
         blocks[k][k - 1] = off.T
     wl = net.ws[-1]

@@ -52,6 +52,8 @@ __all__ = [
     "certify_rho",
     "sqrt_up",
     "rounding_inflation",
+    "perturbation_margin",
+    "lip_of",
     "certified_value",
     "lmi_certificate",
 ]
@@ -68,8 +70,10 @@ class SlopeNet:
     ws : tuple of ndarray
         W̃_0 … W̃_ℓ: the float64 weights the LMI is proved for (scalings folded in, identity
         layers multiplied out, dead and duplicated neurons removed).
-    alpha, beta : tuple of float
-        Slope bounds of hidden layers 1 … ℓ.
+    alpha, beta : tuple of (float or ndarray)
+        Slope bounds of hidden layers 1 … ℓ: one float per layer (the activation's class, for
+        every input), or one array of shape (n_k,) per layer holding each neuron's class
+        [α_i, β_i] (a local certificate: valid on a region, :mod:`certnet.verify.local`).
     names : tuple of str
         Activation names (for messages).
     errs : tuple of float
@@ -78,6 +82,11 @@ class SlopeNet:
     reduction : dict
         What :func:`~certnet.verify.reduce.reduce_layers` and the rescaling did (stored in the
         certificate and compared by the checker).
+    local : bool
+        True when the slopes hold only on a region (computed with the biases): the bias-shift
+        argument of :func:`rounding_inflation` then fails, so the rounding ``errs`` are instead
+        covered inside the matrix inequality (:func:`perturbation_margin`, used by
+        :func:`certify_rho`) and :func:`certified_value` adds no inflation.
     """
 
     ws: tuple[np.ndarray, ...]
@@ -86,6 +95,7 @@ class SlopeNet:
     names: tuple[str, ...]
     errs: tuple[float, ...] = ()
     reduction: dict = field(default_factory=dict)
+    local: bool = False
 
     @property
     def widths(self) -> list[int]:
@@ -109,7 +119,8 @@ class SlopeNet:
         s = self.pow2_scales()
         ws = tuple(w / sk for w, sk in zip(self.ws, s, strict=True))
         errs = tuple(e / sk for e, sk in zip(self.errs, s, strict=False))
-        return SlopeNet(ws, self.alpha, self.beta, self.names, errs, self.reduction), s
+        out = SlopeNet(ws, self.alpha, self.beta, self.names, errs, self.reduction, self.local)
+        return out, s
 
 
 _HOMOGENEOUS = ("relu", "leaky_relu")  # σ(cz) = cσ(z) for c > 0
@@ -151,8 +162,16 @@ def _rebalance(ws: list, es: list, names: list) -> int:
     return count
 
 
-def slope_net(stack, method: str) -> SlopeNet:
+def slope_net(stack, method: str, slopes=None, min_width: float = 0.0) -> SlopeNet:
     """The :class:`SlopeNet` of a LayerStack; refuses activations with no slope class.
+
+    ``slopes``, optional: per hidden layer of the *original* network a pair (α, β) of arrays
+    of shape (n_k,), each neuron's slope class on a region (from
+    :func:`certnet.verify.local.region_slopes`). The net is then local (``local=True``), a
+    neuron with α_i = β_i = 0 is one whose activation is identically 0 on the region (its
+    outgoing column is zeroed, so step 1 drops it: the same map on the region), a layer whose
+    neurons all have α_i = β_i = c_i is the linear map diag(c) on the region and is
+    multiplied out in step 3, and merged duplicates get the hull of their classes.
 
     In order, each step exact or with its rounding bounded (:mod:`certnet.verify.rounding`):
 
@@ -183,29 +202,86 @@ def slope_net(stack, method: str) -> SlopeNet:
                 f"method {method!r} needs elementwise activations with a slope class, but "
                 f"hidden layer {k + 1} is {a.name!r} (not elementwise); use method='product'"
             )
-    red = reduce_layers(stack.weights, stack.biases, stack.activations)
+    weights = list(stack.weights)
+    if slopes is not None:
+        slopes = _checked_slopes(stack, slopes)
+        for k, (a, b) in enumerate(slopes):
+            dead = (a == 0.0) & (b == 0.0)
+            if dead.any():  # σ ≡ 0 on the region: nothing downstream depends on it
+                weights[k + 1] = np.where(dead[None, :], 0.0, weights[k + 1])
+    red = reduce_layers(weights, stack.biases, stack.activations)
     ws, es = list(red.weights), list(red.errors)
     ws[0], es[0] = scale_err(ws[0], es[0], stack.input_scale, axis=1)
     ws[-1], es[-1] = scale_err(ws[-1], es[-1], stack.output_scale, axis=0)
     out_w, out_e, al, be, names = [ws[0]], [es[0]], [], [], []
     for k, a in enumerate(red.activations):
-        if a.alpha == a.beta:  # a linear map (identity): merge the layers
+        if slopes is None:
+            ak, bk = float(a.alpha), float(a.beta)
+        else:  # the kept neurons' classes; a merged group gets the hull of its members'
+            ak = np.array([slopes[k][0][g].min() for g in red.kept[k]], dtype=np.float64)
+            bk = np.array([slopes[k][1][g].max() for g in red.kept[k]], dtype=np.float64)
+        if np.all(ak == bk):  # a linear map (identity, or linear on the region): merge
             w_next, e_next = ws[k + 1], es[k + 1]
-            if a.alpha != 1.0:
-                w_next, e_next = scale_err(w_next, e_next, np.full(w_next.shape[0], a.alpha), 0)
+            c = np.broadcast_to(np.asarray(ak, dtype=np.float64), (w_next.shape[1],))
+            if np.any(c != 1.0):
+                w_next, e_next = scale_err(w_next, e_next, c, 1)  # W_{k+1} diag(c)
             out_w[-1], out_e[-1] = matmul_err(w_next, e_next, out_w[-1], out_e[-1])
             continue
+        if slopes is not None and min_width > 0 and not np.all(ak == bk):
+            ak, bk = _widened(ak, bk, float(a.alpha), float(a.beta), min_width)
         out_w.append(ws[k + 1])
         out_e.append(es[k + 1])
-        al.append(float(a.alpha))
-        be.append(float(a.beta))
+        al.append(ak)
+        be.append(bk)
         names.append(a.name)
     rescaled = _rebalance(out_w, out_e, names)
     reduction = {"kept": red.kept, "rescaled": rescaled} if red.changed or rescaled else {}
     errs = tuple(frob_up(e) for e in out_e)
     return SlopeNet(
-        tuple(out_w), tuple(al), tuple(be), tuple(names), errs if any(errs) else (), reduction
+        tuple(out_w),
+        tuple(al),
+        tuple(be),
+        tuple(names),
+        errs if any(errs) else (),
+        reduction,
+        local=slopes is not None,
     )
+
+
+def _widened(a, b, ga, gb, min_width):
+    """Classes narrower than ``min_width``·(β_g − α_g) widened about their centre, within the
+    global class [α_g, β_g] (a superset: sound). A sector [c, c] inside a layer that is not
+    linear needs t_i → ∞ in LipSDP (its quadratic constraint has no strictly feasible point,
+    so the S-lemma gives it no finite multiplier that beats the wide class); a sector of
+    width κ(β_g − α_g) has one, and is still at least as tight as the global class."""
+    w = min_width * (gb - ga)
+    narrow = (b - a) < w
+    if not narrow.any():
+        return a, b
+    c = 0.5 * a + 0.5 * b
+    lo = np.where(narrow, np.maximum(np.minimum(a, c - w / 2), ga), a)
+    hi = np.where(narrow, np.minimum(np.maximum(b, lo + w), gb), b)
+    lo = np.where(narrow, np.maximum(np.minimum(lo, hi - w), ga), lo)
+    return lo, hi
+
+
+def _checked_slopes(stack, slopes) -> list[tuple[np.ndarray, np.ndarray]]:
+    hidden = [w.shape[0] for w in stack.weights[:-1]]
+    if len(slopes) != len(hidden):
+        raise ValueError(
+            f"slopes has {len(slopes)} layers but the network has {len(hidden)} hidden layers; "
+            "compute them with certnet.verify.local.region_slopes"
+        )
+    out = []
+    for k, (pair, n) in enumerate(zip(slopes, hidden, strict=True)):
+        a, b = (np.asarray(v, dtype=np.float64).reshape(-1) for v in pair)
+        if a.shape != (n,) or b.shape != (n,) or not (np.isfinite(a).all() and (a <= b).all()):
+            raise ValueError(
+                f"slopes of hidden layer {k + 1} must be finite arrays of shape ({n},) with "
+                "alpha <= beta; compute them with certnet.verify.local.region_slopes"
+            )
+        out.append((a, b))
+    return out
 
 
 def rounding_inflation(net: SlopeNet) -> float:
@@ -226,7 +302,7 @@ def rounding_inflation(net: SlopeNet) -> float:
     if not any(net.errs):
         return 0.0
     n = spectral_norms(net.ws)
-    lam = math.prod(max(abs(a), abs(b)) for a, b in zip(net.alpha, net.beta, strict=True))
+    lam = math.prod(lip_of(a, b) for a, b in zip(net.alpha, net.beta, strict=True))
     total = 0.0
     for j, e in enumerate(net.errs):
         if e > 0:
@@ -234,6 +310,40 @@ def rounding_inflation(net: SlopeNet) -> float:
             before = math.prod(ni + ei for ni, ei in zip(n[:j], net.errs[:j], strict=True))
             total += e * after * before
     return float(up(total * lam, 3 * len(net.ws) + 4))
+
+
+def lip_of(a, b) -> float:
+    """λ_k = max_i max(|α_i|, |β_i|): a Lipschitz constant of every neuron of the layer."""
+    return float(max(np.max(np.abs(a)), np.max(np.abs(b))))
+
+
+def perturbation_margin(net: SlopeNet, ts) -> float:
+    """η ≥ ‖M_W(0, t) − M_W̃(0, t)‖₂ for every exact W with ‖W_j − W̃_j‖₂ ≤ e_j (``net.errs``).
+
+    M is affine in each of the terms W_{k−1}ᵀ D_k W_{k−1} (D_k = diag(−2α β t_k)),
+    W_{k−1}ᵀ diag((α+β) t_k) (and its transpose) and W_ℓᵀ W_ℓ; with n_j ≥ ‖W̃_j‖₂,
+    ‖WᵀDW − W̃ᵀDW̃‖ ≤ ‖D‖ e (2n + e) and ‖[[0, B − B̃], [(B − B̃)ᵀ, 0]]‖ = ‖B − B̃‖, so
+
+        η = Σ_k (max|2αβt_k| e_{k−1}(2n_{k−1} + e_{k−1}) + max|(α+β)t_k| e_{k−1})
+            + e_ℓ (2n_ℓ + e_ℓ),
+
+    computed in float64 and rounded up. Proving M_W̃(ρ, t) + ηI ⪯ 0 then proves M_W(ρ, t) ⪯ 0
+    for the exact weights, with no assumption on the biases (what local slopes need).
+    """
+    if not any(net.errs):
+        return 0.0
+    n = spectral_norms(net.ws)
+    e = list(net.errs)
+    total = 0.0
+    for k in range(1, len(net.ws)):
+        t = np.abs(np.asarray(ts[k - 1], dtype=np.float64))
+        a, b = net.alpha[k - 1], net.beta[k - 1]
+        d = float(np.max(np.abs(2.0 * a * b) * t, initial=0.0))
+        c = float(np.max(np.abs(a + b) * t, initial=0.0))
+        ek, nk = e[k - 1], n[k - 1]
+        total += d * ek * (2.0 * nk + ek) + c * ek
+    total += e[-1] * (2.0 * n[-1] + e[-1])
+    return float(up(total, 8 * len(net.ws) + 8))
 
 
 def _offsets(net: SlopeNet) -> list[int]:
@@ -258,9 +368,9 @@ def assemble(net: SlopeNet, ts: list[np.ndarray], rho: float, absolute: bool = F
     for k in range(1, ell + 1):
         t = np.asarray(ts[k - 1], dtype=np.float64)
         w = f(net.ws[k - 1])
-        a, b = net.alpha[k - 1], net.beta[k - 1]
+        a, b = net.alpha[k - 1], net.beta[k - 1]  # floats, or per-neuron arrays
         p, q = slice(off[k - 1], off[k]), slice(off[k], off[k + 1])
-        if a * b != 0.0:
+        if np.any(np.asarray(a * b) != 0.0):
             m[p, p] += w.T @ (f(-2.0 * a * b * t)[:, None] * w)
         blk = w.T * f((a + b) * t)[None, :]
         m[p, q] += blk
@@ -328,7 +438,8 @@ def certify_rho(net: SlopeNet, ts) -> float:
     # additions); ‖·‖₂ ≤ ‖·‖_F, the latter computed with a relative error ≤ γ_{D²+1}.
     d_form = _gamma(nmax) * float(np.linalg.norm(assemble(nn_, th, 0.0, absolute=True)))
     d_form *= 1 + 2 * _gamma(d * d + 2)
-    delta = 4.0 * d_form + 1e-290
+    eta = perturbation_margin(nn_, th) if nn_.local else 0.0  # the weights' rounding
+    delta = 4.0 * d_form + 1e-290 + eta
     c = m0[n0:, n0:] + 2.0 * delta * np.eye(d - n0)
     if d > n0:
         try:
@@ -354,7 +465,7 @@ def certify_rho(net: SlopeNet, ts) -> float:
         # the rounding of forming M (d_form) and of adding ρ and subtracting the margin on the
         # diagonal (one rounding each, ≤ u (ρ + max|M_ii| + d_chol)).
         d_chol = g / (1 - 2 * g) * float(np.trace(a)) * (1 + 2 * _gamma(d + 1)) + d_form
-        d_chol = (d_chol + 2 * _U * (rho + diag_max) + 1e-290) * (1 + 4 * _U)
+        d_chol = (d_chol + 2 * _U * (rho + diag_max) + 1e-290) * (1 + 4 * _U) + eta
         a[np.diag_indices(d)] -= d_chol
         try:
             np.linalg.cholesky(a)
@@ -374,8 +485,11 @@ def sqrt_up(rho: float) -> float:
 
 def certified_value(net: SlopeNet, rho: float) -> float:
     """The Lipschitz bound of the *exact* network proved by ρ for the computed one:
-    √ρ (rounded up) + :func:`rounding_inflation`, the sum rounded up."""
+    √ρ (rounded up) + :func:`rounding_inflation`, the sum rounded up. For a local net the
+    rounding is already inside ρ (:func:`perturbation_margin`): √ρ rounded up."""
     base = sqrt_up(rho)
+    if net.local:
+        return base
     infl = rounding_inflation(net)
     return float(np.nextafter(base + infl, math.inf)) if infl > 0 else base
 

@@ -26,7 +26,14 @@ from scipy.optimize import linprog
 
 from certnet.nn.extract import extract_layers
 
-__all__ = ["lipschitz_lower_bound", "sampled_bound", "ascent_bound", "class_bound", "exact_relu"]
+__all__ = [
+    "lipschitz_lower_bound",
+    "sampled_bound",
+    "ascent_bound",
+    "class_bound",
+    "exact_relu",
+    "region_bound",
+]
 
 
 def _torch_forward(stack):
@@ -163,9 +170,72 @@ def exact_relu(stack, max_neurons: int = 14) -> float:
     return best
 
 
+def region_bound(
+    stack, lo, hi, samples: int = 2000, restarts: int = 16, steps: int = 200, seed: int = 0
+) -> dict:
+    """Attained lower bounds of the Lipschitz constant of f restricted to the box [lo, hi].
+
+    ``sampled``: max ‖J(x)‖₂ over ``samples`` uniform points of the box (interior points: the
+    segment x + hv stays inside for small h, so Lip(f|box) ≥ ‖J(x)‖₂). ``ascent``: Adam ascent
+    on ‖f(x) − f(y)‖/‖x − y‖ over pairs kept inside the box (x = lo + (hi − lo)·sigmoid(p)),
+    started at the best Jacobian points with y = x + h v (v the top right singular vector,
+    h = 10⁻³ of the box) and at random pairs; ``pair``: the best pair (x, y) found, whose
+    quotient is ``ascent``.
+    """
+    f = _torch_forward(stack)
+    g = torch.Generator().manual_seed(seed)
+    lo_t, hi_t = torch.from_numpy(np.asarray(lo, float)), torch.from_numpy(np.asarray(hi, float))
+    w = hi_t - lo_t
+    d0 = lo_t.numel()
+    x = lo_t + w * torch.rand(samples, d0, generator=g, dtype=torch.float64)
+    jac = torch.func.vmap(torch.func.jacrev(f))(x)
+    sv = torch.linalg.svd(jac)
+    norms = sv.S[:, 0]
+    sampled = float(norms.max())
+    top = torch.argsort(norms, descending=True)[: max(restarts // 2, 1)]
+    x0 = x[top]
+    v = sv.Vh[top, 0, :]
+    h = 1e-3 * w.max().clamp_min(1e-300)
+    y0 = torch.minimum(torch.maximum(x0 + h * v, lo_t), hi_t)
+    rx = lo_t + w * torch.rand(restarts - top.numel(), d0, generator=g, dtype=torch.float64)
+    ry = lo_t + w * torch.rand(restarts - top.numel(), d0, generator=g, dtype=torch.float64)
+    xs, ys = torch.cat([x0, rx]), torch.cat([y0, ry])
+    safe = torch.where(w > 0, w, torch.ones_like(w))
+
+    def logit(p):
+        u = ((p - lo_t) / safe).clamp(1e-12, 1 - 1e-12)
+        return torch.log(u) - torch.log1p(-u)
+
+    px, py = logit(xs).requires_grad_(), logit(ys).requires_grad_()
+    opt = torch.optim.Adam([px, py], lr=0.02)
+    best, pair = 0.0, (xs[0].detach().clone(), ys[0].detach().clone())
+
+    def points():
+        return lo_t + w * torch.sigmoid(px), lo_t + w * torch.sigmoid(py)
+
+    for _ in range(steps + 1):
+        opt.zero_grad()
+        a, b = points()
+        diff = (a - b).norm(dim=-1)
+        ratio = torch.nan_to_num((f(a) - f(b)).norm(dim=-1) / diff.clamp_min(1e-300), nan=0.0)
+        ratio = torch.where(diff > 0, ratio, torch.zeros_like(ratio))
+        r_now = ratio.detach()
+        i = int(r_now.argmax())
+        if float(r_now[i]) > best:
+            best, pair = float(r_now[i]), (a[i].detach().clone(), b[i].detach().clone())
+        (-ratio.sum()).backward()
+        opt.step()
+    return {
+        "sampled": sampled,
+        "ascent": best,
+        "pair": (pair[0].numpy(), pair[1].numpy()),
+    }
+
+
 def lipschitz_lower_bound(
     net,
     *,
+    region=None,
     samples: int = 2000,
     restarts: int = 16,
     steps: int = 200,
@@ -179,6 +249,11 @@ def lipschitz_lower_bound(
     net : NormalizedMLP, nn.Sequential or LayerStack
     samples, restarts, steps : int
         Random Jacobian samples; ascent restarts and Adam steps.
+    region : optional
+        A box in the user's input units (any form :func:`certnet.verify.local.as_box`
+        accepts: ``(lo, hi)`` or ``{"centre": c, "half_widths": r}``): lower bounds of the
+        constant of f *restricted to the box* (:func:`region_bound`), which every local
+        certificate on that box must exceed.
     class_restarts : int
         Random starts of the slope-pattern search (0 skips it).
 
@@ -188,9 +263,23 @@ def lipschitz_lower_bound(
         ``sampled``, ``ascent``, ``exact`` (1-hidden-layer ReLU with ≤ 14 neurons, else None),
         ``realized`` = the max of those (a lower bound on *this* net's constant), ``class``
         (None for GroupSort; a lower bound on every bias-independent certificate) and ``best``
-        = max(realized, class).
+        = max(realized, class). With ``region``: ``sampled``, ``ascent``, ``pair`` (the
+        attaining (x, y) in the box), ``realized`` = ``best`` = their max, ``region`` (lo, hi).
+
+    Raises
+    ------
+    ValueError
+        A malformed region (see :func:`certnet.verify.local.as_box`).
     """
     stack = extract_layers(net)
+    if region is not None:
+        from certnet.verify.local import as_box
+
+        lo, hi = as_box(region, stack.widths[0])
+        out = region_bound(stack, lo, hi, samples, restarts, steps, seed=seed)
+        out["realized"] = out["best"] = max(out["sampled"], out["ascent"])
+        out["region"] = (lo, hi)
+        return out
     out = {
         "sampled": sampled_bound(stack, samples, seed=seed),
         "ascent": ascent_bound(stack, restarts, steps, seed=seed),

@@ -53,12 +53,16 @@ METADATA = {
     ("data", "lipschitz", "margin"): "the maker's numerical margin (provenance)",
     ("data", "lipschitz", "data"): "the small-gain claim uses only the embedded bound's value, "
     "re-proved on the network; its own data is that certificate's (tested in its own case)",
+    ("data", "global", "created"): "timestamp of an embedded global certificate",
+    ("data", "global", "version"): "provenance",
+    ("data", "global", "solver"): "provenance",
 }
 #: Certificates whose ``margin`` is the maker's numerical safety margin (e.g. LipSDP's
 #: M ⪯ −δI), not a claim. The small-gain margin, 1 − loop gain, is a claim.
 MARGIN_IS_PROVENANCE = {
     "product",
     "fast",
+    "fast-local",
     "lipsdp-neuron",
     "lipsdp-layer",
     "lyapunov-bnb",
@@ -80,6 +84,8 @@ _STRINGS = {
         "fast",
         "lipsdp-neuron",
         "lipsdp-layer",
+        "fast-local",
+        "lipsdp-neuron-local",
         "lyapunov-bnb",
         "contraction-sdp",
         "small-gain",
@@ -151,6 +157,10 @@ def _make(case, lti, small_gain_loop, tiny_net, uncertain):
         return cert, net, {"plant": plant}
     if case in ("product", "fast", "lipsdp-neuron", "lipsdp-layer"):
         return lipschitz(tiny_net, method=case), tiny_net, {}
+    if case == "fast-local":  # two pieces, so the bisection tree is edited too
+        region = (np.array([-0.5, -0.2]), np.array([0.4, 0.3]))
+        cert = lipschitz(tiny_net, region=region, gap=1e-9, max_splits=1)
+        return cert, tiny_net, {}
     if case == "lyapunov-bnb":
         return closed_loop(plant, net, max_cells=20_000), net, {"plant": plant}
     if case == "contraction-sdp":
@@ -181,6 +191,7 @@ CASES = [
     "fast",
     "lipsdp-neuron",
     "lipsdp-layer",
+    "fast-local",
     "lyapunov-bnb",
     "lyapunov-bnb-uncertain",
     "contraction-sdp",
@@ -359,6 +370,8 @@ def false_claims(case, o: dict, t: dict, truth: dict) -> list[str]:
         _same(key, t.get(key), o.get(key), problems)
     _upper("value", t.get("value"), truth["value"], problems)
     td, od = t.get("data", {}), o.get("data", {})
+    if o["kind"] == "lipschitz" and case == "fast-local":
+        return _false_local_claims(o, t, truth, problems)
     if o["kind"] == "lipschitz":
         _same("norm", t.get("norm", "l2"), "l2", problems)  # a deleted norm reads "l2"
         if t.get("method") not in ("product", "fast", "lipsdp-neuron", "lipsdp-layer"):
@@ -421,10 +434,54 @@ def false_claims(case, o: dict, t: dict, truth: dict) -> list[str]:
     return problems
 
 
+def _box_inside(t, o) -> bool:
+    try:
+        tl, th = _arr(t["lo"]), _arr(t["hi"])
+        ol, oh = _arr(o["lo"]), _arr(o["hi"])
+        return tl.shape == ol.shape and bool(np.all(ol <= tl) and np.all(th <= oh))
+    except (TypeError, ValueError, KeyError):
+        return False
+
+
+def _false_local_claims(o, t, truth, problems):
+    """A local certificate claims L on its region (and an attained lower bound): the region
+    may only shrink, the bound only grow, the lower bound only fall."""
+    td, od = t.get("data", {}), o.get("data", {})
+    _same("norm", t.get("norm", "l2"), "l2", problems)
+    if t.get("method") not in ("fast-local", "lipsdp-neuron-local"):
+        problems.append(f"method {t.get('method')!r}")
+    if not _box_inside(td.get("region"), od["region"]):
+        problems.append(f"region {td.get('region')!r} is not inside {od['region']!r}")
+    for key in ("local_value",):
+        if key in td:
+            _upper(key, td[key], truth["value"], problems)
+    for i, p in enumerate(td.get("pieces", [])):
+        if i < len(od["pieces"]) and isinstance(p, dict) and "value" in p:
+            _upper(f"pieces[{i}].value", p["value"], od["pieces"][i]["value"], problems)
+    interval = td.get("interval")
+    if interval is not None:
+        ok = isinstance(interval, list) and len(interval) == 2
+        if not ok or not interval[0] <= truth["lower"] or not interval[1] >= truth["value"]:
+            problems.append(f"interval {interval!r} is not inside [lower, value]")
+    low = td.get("lower", {})
+    if "value" in low and not low["value"] <= truth["lower"]:
+        problems.append(f"lower bound {low['value']!r} above the attained {truth['lower']!r}")
+    for k in ("slopes", "neurons", "splits"):
+        if k in td and k in od and not _box_inside(td.get("region"), od["region"]):
+            _same(k, td[k], od[k], problems)
+    return problems
+
+
 def _truth(case, cert, net, ctx):
     """What is true of the unedited certificate's network and loop, computed independently
     where cheap (spectral norms, ‖f(0)‖, the H∞ norm) and else its re-proved value."""
     truth = {"value": cert.check(net, **ctx)}
+    if case == "fast-local":  # what the witness pair attains, re-evaluated independently
+        stack = cn.nn.extract_layers(net)
+        x, y = _arr(cert.data["lower"]["x"]), _arr(cert.data["lower"]["y"])
+        q = np.linalg.norm(stack.forward(x) - stack.forward(y)) / np.linalg.norm(x - y)
+        truth["lower"] = float(q) * (1 + 1e-9)
+        return truth
     if cert.kind == "lipschitz":
         stack = cn.nn.extract_layers(net)
         b = product_bound(stack)
@@ -487,7 +544,8 @@ def _selected(all_edits, seed):
 
 
 def _known_open_entries(case):
-    kind = "lipschitz" if case in ("product", "fast", "lipsdp-neuron", "lipsdp-layer") else case
+    lip = ("product", "fast", "lipsdp-neuron", "lipsdp-layer", "fast-local")
+    kind = "lipschitz" if case in lip else case
     return KNOWN_OPEN.get(kind, ())
 
 
