@@ -25,6 +25,13 @@ _LAZY = ("verify", "optim", "plants", "experts", "export", "train", "demos")
 __all__ = ["__version__", "errors", "geometry", "nn", "save", "load", "read_metadata", *_LAZY]
 
 
+# ``import certnet`` registers the gymnasium ids ``certnet/…`` (stable-baselines3 and
+# gymnasium.make find them by id); the plants are light once torch is loaded (about 40 ms).
+from certnet.plants.env import register_envs as _register_envs  # noqa: E402
+
+_register_envs()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         return importlib.import_module(f"certnet.{name}")

@@ -153,7 +153,9 @@ def _load_model(path: Path):
     _existing(path, "model file")
     with _user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        net = certnet.load(path)
+        from certnet.export.sb3 import is_sb3_zip, load_sb3
+
+        net = load_sb3(path) if is_sb3_zip(path) else certnet.load(path)
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
     return net

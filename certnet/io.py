@@ -12,6 +12,12 @@ File layout: the tensors of ``net.state_dict()`` plus a JSON header in the safet
 * any extra string metadata the caller passes (e.g. a certificate as JSON under
   ``certificate``).
 
+Saving a :class:`NormalizedMLP` first moves each stored point back onto its sphere without
+changing the function (:meth:`~certnet.nn.FrobeniusLinear.sphere_point`): plain optimisers such
+as Adam or stable-baselines3 let the points drift (the forward pass re-normalises), and the
+digests are computed on what is written. The layers' radii are tensors of the state dict too
+(``….parametrizations.weight.0.radius``), so a header whose radii disagree with them is refused.
+
 Loading checks every tensor against its digest, rebuilds the network from the header, loads the
 tensors strictly, and refuses NaN/inf weights and stored points that are off their spheres (a sign
 of corruption or tampering). A flipped bit anywhere in a tensor changes its digest, even where the
@@ -102,6 +108,12 @@ def save(
     metadata : dict of str to str, optional
         Extra header entries (keys must not start with ``certnet_``).
 
+    Notes
+    -----
+    The stored points of a NormalizedMLP are written projected onto their spheres (the net
+    itself is not modified), with the forward weights bit-identical in most layers and within
+    a few ulps otherwise; see :meth:`~certnet.nn.FrobeniusLinear.sphere_point`.
+
     Returns
     -------
     Path
@@ -131,11 +143,30 @@ def save(
             )
         meta[k] = v
     tensors = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    tensors.update(_sphere_points(net))
     meta["certnet_digests"] = json.dumps({k: tensor_digest(v) for k, v in tensors.items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
     return path
+
+
+def _sphere_points(net: nn.Module) -> dict[str, torch.Tensor]:
+    """State-dict entries of a NormalizedMLP's stored points, moved back onto their spheres.
+
+    Plain optimisers (Adam, SGD, stable-baselines3) move a stored point off its sphere without
+    changing the function (forward re-normalises), and :func:`load` would take such a file for
+    a corrupted one. :meth:`FrobeniusLinear.sphere_point` projects each point so that the weight
+    forward computes stays the same (bit for bit where its search succeeds, else within a few
+    ulps); the digests are computed afterwards, on what is written. The net is not modified.
+    """
+    if not isinstance(net, NormalizedMLP):
+        return {}
+    return {
+        f"linears.{k}.parametrizations.weight.original": lin.sphere_point().contiguous().cpu()
+        for k, lin in enumerate(net.linears)
+        if lin.mode == "sphere"
+    }
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -1034,3 +1034,17 @@ def test_unreadable_onnx_and_torch_save_files_are_one_line_errors(tmp_path):
     pt = tmp_path / "net.pt"
     torch.save(torch.nn.Linear(3, 1).state_dict(), pt)
     user_error(run("verify", pt), r"is a torch\.save \(pickle\) file; certnet never loads pickles")
+
+
+def test_verify_and_evaluate_read_a_stable_baselines3_zip(tmp_path):
+    sb3 = pytest.importorskip("stable_baselines3")
+    model = sb3.PPO("MlpPolicy", "Pendulum-v1", n_steps=16, batch_size=16, device="cpu", seed=0)
+    model.learn(16)
+    model.save(tmp_path / "ppo.zip")
+    out = run_json("verify", tmp_path / "ppo.zip", "--method", "product")
+    net = cn.export.from_sb3(model)
+    assert out["certified"] and out["value"] >= cn.verify.lipschitz(net, "product").value * (
+        1 - 1e-12
+    )
+    ev = run_json("evaluate", tmp_path / "ppo.zip", "--env", "Pendulum-v1", "--episodes", 2)
+    assert "mean_return" in ev

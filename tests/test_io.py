@@ -194,3 +194,58 @@ def test_load_of_an_unknown_file_says_what_it_reads(tmp_path):
     p.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelFormatError, match="not a safetensors file"):
         cn.load(p)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_net_trained_by_adam_saves_and_loads_the_same_function(tmp_path, dtype):
+    from certnet.geometry import is_on_sphere
+
+    torch.manual_seed(0)
+    net = cn.nn.NormalizedMLP([3, 32, 32, 2], radii=[1.2, 0.9, 1.7], seed=0, dtype=dtype)
+    opt = torch.optim.Adam(net.parameters(), lr=0.3)
+    for _ in range(5):
+        opt.zero_grad()
+        net(torch.randn(16, 3, dtype=dtype)).pow(2).sum().backward()
+        opt.step()
+    assert not is_on_sphere(net.linears[0].point, 1.2)  # what made load call the file corrupt
+    stored = [lin.point.detach().clone() for lin in net.linears]
+    path = cn.save(net, tmp_path / "adam.safetensors")
+    assert all(torch.equal(a, lin.point) for a, lin in zip(stored, net.linears))  # net untouched
+    back = cn.load(path)  # the digests were computed after the projection
+    x = torch.randn(64, 3, dtype=dtype)
+    with torch.no_grad():
+        y0, y1 = net(x), back(x)
+    for lin, lb in zip(net.linears, back.linears):
+        assert is_on_sphere(lb.point, lb.radius)
+        w, w2 = lin.weight.detach(), lb.weight.detach()
+        ulp = torch.nextafter(w.abs(), torch.tensor(torch.inf, dtype=dtype)) - w.abs()
+        assert float(((w2 - w).abs() / ulp).max()) <= 4
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(y1, y0, rtol=64 * eps, atol=64 * eps)
+    assert back.lipschitz_bound() == net.lipschitz_bound()
+
+
+def test_a_header_radius_that_disagrees_with_the_tensors_is_refused(tmp_path):
+    path = cn.save(cn.nn.NormalizedMLP([2, 4, 1], radii=2.0), tmp_path / "r.safetensors")
+
+    def edit(tensors, meta):
+        config = json.loads(meta["certnet_config"])
+        config["radii"] = [3.0, 3.0]
+        meta["certnet_config"] = json.dumps(config)
+
+    _rewrite(path, edit)
+    with pytest.raises(ModelFormatError, match="saved with radius 2.0 but this layer has radius"):
+        cn.load(path)
+
+
+def test_a_file_saved_before_radii_were_tensors_still_loads(tmp_path):
+    net = cn.nn.NormalizedMLP([3, 4, 1], radii=[2.0, 0.5], seed=3)
+    path = cn.save(net, tmp_path / "old.safetensors")
+    _rewrite(path, lambda t, m: [t.pop(k) for k in list(t) if k.endswith(".radius")])
+    assert not any(k.endswith(".radius") for k in load_file(str(path)))
+    with pytest.warns(UserWarning, match="saved before certnet stored radii"):
+        back = cn.load(path)  # the header's radii build the net
+    assert back.radii == [2.0, 0.5]
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        assert torch.equal(back(x), net(x))

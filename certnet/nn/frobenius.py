@@ -23,6 +23,17 @@ runs, *after* rounding, has ‖W‖_F ≤ r exactly (see Note [sound radius] in 
 stores r W/‖W‖_F. :func:`frobenius_norm` registers the parametrisation on any module with a
 2-D weight, mirroring ``torch.nn.utils.parametrizations.weight_norm``.
 
+State dict, pickling, points that drifted
+-----------------------------------------
+The radius is a Python float (``.float()`` must not round it), and it travels in the state dict
+as the float64 scalar ``parametrizations.weight.0.radius``: loading a state dict saved with
+another radius is an error (it would change the function and its bound), and a state dict
+written before the entry existed loads with a warning, keeping the layer's radius (see Note
+[radius in the state dict]). A layer pickles by rebuilding itself from its constructor
+arguments and tensors (torch refuses to pickle parametrised modules as they are).
+:meth:`FrobeniusLinear.sphere_point` moves a point that Adam or SGD let drift back onto S_r,
+keeping the forward weight; :func:`certnet.save` writes it.
+
 Weight conditioning (optional, ``conditioning="row"``)
 -----------------------------------------------------
 Following the idea of weight conditioning (Saratchandran, Wang & Lucey, ECCV 2024: shrink the
@@ -38,6 +49,7 @@ scale-invariant in X, so the optimisers' geodesic steps on the stored point rema
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -115,6 +127,43 @@ class _FrobeniusConstraint(nn.Module):
                 "pass a finite, non-zero matrix"
             )
         return w * self._scale(w)
+
+    # Note [radius in the state dict]: the radius is a Python float (see __init__), yet it
+    # decides the function, so it travels in the state dict as a float64 scalar under
+    # ``<prefix>radius``, written from the float (``.float()`` cannot round it) and compared
+    # exactly on load: loading weights trained with other radii into this layer would silently
+    # change the function and the bound. A state dict without the entry (written before certnet
+    # stored it) loads with a warning and keeps this layer's radius.
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "radius"] = torch.tensor(self.radius, dtype=torch.float64)
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        key = prefix + "radius"
+        if key not in state_dict:
+            warnings.warn(
+                f"state dict has no {key!r} (saved before certnet stored radii); the layer keeps "
+                f"its radius {self.radius!r}. Check that it is the radius the weights were "
+                "trained with, then re-save the state dict",
+                UserWarning,
+                stacklevel=4,
+            )
+        else:
+            t = state_dict[key]
+            stored = float(t) if isinstance(t, torch.Tensor) and t.numel() == 1 else None
+            if stored != self.radius:
+                error_msgs.append(
+                    f"{key}: the state dict was saved with radius {stored!r} but this layer has "
+                    f"radius {self.radius!r}; loading it would change the function and its "
+                    "Lipschitz bound. Build the net with the saved radii (e.g. "
+                    "NormalizedMLP(..., radii=...)) or call set_radii before loading"
+                )
+        rest = {k: v for k, v in state_dict.items() if k != key}
+        super()._load_from_state_dict(
+            rest, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def extra_repr(self) -> str:
         cond = f", conditioning={self.conditioning!r}" if self.conditioning else ""
@@ -210,7 +259,7 @@ class FrobeniusLinear(nn.Linear):
     Examples
     --------
     >>> layer = FrobeniusLinear(3, 4, radius=2.0)
-    >>> round(float(layer.weight.norm()), 6)
+    >>> round(float(layer.weight.detach().norm()), 5)  # r(1 − δ), δ = 2.4e-7 (Note [sound radius])
     2.0
     """
 
@@ -257,6 +306,74 @@ class FrobeniusLinear(nn.Linear):
         """The stored point on the sphere (the parameter optimisers move)."""
         return self.parametrizations.weight.original
 
+    def __reduce__(self):
+        # torch.nn.utils.parametrize forbids pickling parametrised modules (its injected class
+        # raises in __getstate__, and that class is not importable by name). The layer is
+        # rebuilt instead from its constructor arguments and tensors, so a NormalizedMLP pickles
+        # (multiprocessing, stable-baselines3, torch.save of a whole module); copy.deepcopy
+        # keeps torch's own path. Hooks registered on the layer are not carried over.
+        tensors = {"point": self.point.detach(), "bias": None}
+        if self.bias is not None:
+            tensors["bias"] = self.bias.detach()
+        grads = {n: p.requires_grad for n, p in (("point", self.point), ("bias", self.bias))
+                 if p is not None}
+        args = (self.in_features, self.out_features, self.radius, self.mode, self.conditioning)
+        return _rebuild_frobenius_linear, (args, tensors, grads, self.training)
+
+    def sphere_point(self) -> torch.Tensor:
+        """The stored point moved back onto S_r, keeping the weight forward computes.
+
+        Plain optimisers (Adam, SGD, stable-baselines3) step the stored point freely: the
+        function stays constrained (forward re-normalises) but the point drifts off S_r, and a
+        file holding it cannot be told from a corrupted one (:func:`certnet.load` checks the
+        sphere). This returns a point y on S_r with ``forward(y) == forward(point)``, searched
+        entry by entry (y_i with fl(y_i · s) = W_i for the scale s that y itself gets); where
+        no such y exists (the scale is itself rounded) the closest found is returned and the
+        weight moves by a rounding, a few ulps per entry (≤ 4 in certnet's tests, also with
+        ``conditioning="row"``, which gets the plain projection r X/‖X‖_F since its forward
+        rounds twice). The bound ∏ r_k holds
+        either way: it holds for every point. Mode "ball" has no sphere: a copy of the stored
+        point is returned.
+
+        Returns
+        -------
+        torch.Tensor
+            A new tensor (the layer is not modified).
+        """
+        x = self.point.detach()
+        if self.mode != "sphere":
+            return x.clone()
+        constraint = self.parametrizations.weight[0]
+        with torch.no_grad():
+            target = constraint(x)
+            y = constraint.right_inverse(x)
+            if self.conditioning is not None:
+                return y
+            # rounding error in ulps of the target weight (the spacing above |W_i|)
+            ulp = torch.nextafter(target.abs(), torch.full_like(target, torch.inf)) - target.abs()
+
+            def ulps(z: torch.Tensor) -> torch.Tensor:
+                return ((constraint(z) - target).abs() / ulp).max()
+
+            best, best_err = y, ulps(y)
+            for _ in range(8):
+                s = constraint._safe_scale(y).to(y.dtype)  # the scale forward multiplies by
+                z = target / s
+                for _ in range(4):  # W = z · s with s > 0: one ulp of z moves W towards W_i
+                    w = z * s
+                    bad = w != target
+                    if not bad.any():
+                        break
+                    toward = torch.where(target > w, torch.inf, -torch.inf).to(z.dtype)
+                    z = torch.where(bad, torch.nextafter(z, toward), z)
+                err = ulps(z)
+                if err == 0:
+                    return z
+                if err < best_err:
+                    best, best_err = z, err
+                y = z  # z's own scale differs by an ulp: solve again from it
+        return best
+
     def set_radius(self, radius: float) -> None:
         """Change r, rescaling the stored point so the function scales by r_new/r_old."""
         r = _check_radius(radius)
@@ -267,3 +384,22 @@ class FrobeniusLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", radius={self.radius:g}, mode={self.mode!r}"
+
+
+def _rebuild_frobenius_linear(args, tensors, grads, training) -> FrobeniusLinear:
+    """Unpickle a :class:`FrobeniusLinear` (see ``__reduce__``); draws nothing from torch's RNG."""
+    in_f, out_f, radius, mode, conditioning = args
+    point = tensors["point"]
+    with torch.random.fork_rng(devices=[]):
+        layer = FrobeniusLinear(
+            in_f, out_f, tensors["bias"] is not None, radius=radius, mode=mode,
+            conditioning=conditioning, device=point.device, dtype=point.dtype,
+        )
+    with torch.no_grad():
+        layer.point.copy_(point)
+        if layer.bias is not None:
+            layer.bias.copy_(tensors["bias"])
+    layer.point.requires_grad_(grads["point"])
+    if layer.bias is not None:
+        layer.bias.requires_grad_(grads["bias"])
+    return layer.train(training)

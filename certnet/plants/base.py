@@ -98,6 +98,8 @@ class Plant:
     goal_reached_terminates : bool
         Whether termination means success (goal reached, MountainCar) rather than failure
         (cart-pole fallen).
+    reward_threshold : float or None
+        Return at which the environment counts as solved (gymnasium's ``reward_threshold``).
 
     Instance attributes
     -------------------
@@ -127,6 +129,7 @@ class Plant:
     env_id: str = ""
     max_episode_steps: int = 200
     goal_reached_terminates: bool = False
+    reward_threshold: float | None = None
 
     def __init__(
         self,

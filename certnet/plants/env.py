@@ -11,12 +11,24 @@ id                                  plant                 max_episode_steps
 ``certnet/LTI-v0``                  LTI (pass ``plant=``) 200
 ==================================  ====================  ==================
 
-Importing :mod:`certnet.plants` registers them; ``gymnasium.make("certnet/Pendulum-v1")`` then
-works, and ``plant.env()`` makes the environment of one configured plant instance.
+The table is derived from the plant classes, not kept by name: a class of
+:mod:`certnet.plants` that defines its own ``env_id`` registers it, with its
+``max_episode_steps`` and ``reward_threshold``. A class whose constructor needs arguments (LTI)
+registers a *generic* id, made with ``gymnasium.make(id, plant=instance)``; any other id builds
+its class, and keyword arguments of ``gymnasium.make`` are the plant's parameters::
+
+    gymnasium.make("certnet/InvertedPendulum-v0", mass=0.2, max_torque=2.0)
+
+``import certnet`` registers the ids (so does ``import certnet.plants``), and so does the
+gymnasium module prefix ``gymnasium.make("certnet:certnet/Pendulum-v1")`` in a fresh process
+(e.g. a ``SubprocVecEnv`` worker). ``plant.env()`` makes the environment of one configured
+plant instance.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from typing import Any
 
 import gymnasium
@@ -26,26 +38,73 @@ from gymnasium import spaces
 
 from certnet.plants.base import Plant
 
-__all__ = ["PlantEnv", "register_envs", "ENV_IDS"]
+__all__ = ["PlantEnv", "register_envs", "ENV_IDS", "RENDER_MODES"]
 
-ENV_IDS = {
-    "certnet/Pendulum-v1": "Pendulum",
-    "certnet/InvertedPendulum-v0": "InvertedPendulum",
-    "certnet/ContinuousCartPole-v0": "CartPole",
-    "certnet/MountainCarContinuous-v0": "MountainCar",
-    "certnet/VehicleLateral-v0": "VehicleLateral",
-    "certnet/LTI-v0": "LTI",
-}
-"""Registered id → plant class name in :mod:`certnet.plants`."""
+ENV_IDS: dict[str, str] = {}
+"""Registered id → name of the plant class in :mod:`certnet.plants` that defines it (filled by
+:func:`register_envs`, which ``import certnet.plants`` runs)."""
+
+RENDER_MODES = ("rgb_array",)
+"""Render modes of every certnet environment ("human" is refused: show the frames yourself,
+e.g. ``plt.imshow(env.render())``)."""
+
+_CLASSES: dict[str, type[Plant]] = {}  # class name → class, for ids and PlantEnv("Name")
+_GENERIC: set[str] = set()  # ids whose plant must be passed as plant=…
+
+_FRAME = 256  # rendered frames are _FRAME × _FRAME RGB
+
+
+def _needs_arguments(cls: type[Plant]) -> bool:
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return any(
+        p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        for p in params
+    )
+
+
+def _scan() -> None:
+    """Fill ``_CLASSES``, ``ENV_IDS`` and ``_GENERIC`` from the plant classes."""
+    import certnet.plants as plants
+
+    owners: dict[str, list[type[Plant]]] = {}
+    for obj in vars(plants).values():
+        if isinstance(obj, type) and issubclass(obj, Plant) and obj is not Plant:
+            _CLASSES[obj.__name__] = obj
+            if vars(obj).get("env_id"):  # defines its id itself (not inherited)
+                owners.setdefault(obj.env_id, []).append(obj)
+    for env_id, classes in owners.items():
+        buildable = [c for c in classes if not _needs_arguments(c)]
+        if len(buildable) > 1:
+            raise RuntimeError(
+                f"plant classes {[c.__name__ for c in buildable]} all claim {env_id!r}; give "
+                "each a distinct env_id"
+            )
+        if buildable:
+            ENV_IDS[env_id] = buildable[0].__name__
+        else:
+            ENV_IDS[env_id] = sorted(c.__name__ for c in classes)[0]
+            _GENERIC.add(env_id)
 
 
 def _plant_class(name: str) -> type[Plant]:
-    import certnet.plants as plants
-
-    cls = getattr(plants, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Plant)):
-        raise ValueError(f"unknown plant {name!r}; choose one of {sorted(ENV_IDS.values())}")
+    if not _CLASSES:
+        _scan()
+    cls = _CLASSES.get(name)
+    if cls is None:
+        raise ValueError(f"unknown plant {name!r}; choose one of {sorted(_CLASSES)}")
     return cls
+
+
+def _build(cls: type[Plant], kwargs: dict[str, Any]) -> Plant:
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as e:
+        params = [p for p in inspect.signature(cls).parameters if p not in ("self",)]
+        raise TypeError(
+            f"{cls.__name__} does not take {sorted(kwargs)} ({e}); its parameters are {params}"
+        ) from None
+    return cls(**kwargs)
 
 
 class PlantEnv(gymnasium.Env):
@@ -58,10 +117,23 @@ class PlantEnv(gymnasium.Env):
 
     Parameters
     ----------
-    plant : Plant or str
-        A plant instance, or the name of a plant class built with its defaults.
-    render_mode : None
-        Rendering is not supported.
+    plant : Plant, Plant subclass or str
+        A plant instance, or a plant class (or its name in :mod:`certnet.plants`) built with
+        ``**plant_kwargs``.
+    render_mode : {None, "rgb_array"}
+        ``"rgb_array"``: :meth:`render` returns a (256, 256, 3) uint8 frame drawn with numpy
+        (no display, no matplotlib backend touched). ``"human"`` is refused.
+    **plant_kwargs
+        Parameters of the plant class, e.g. ``mass=0.2``; what ``gymnasium.make(id, **kwargs)``
+        forwards. Not allowed with a plant instance.
+
+    Raises
+    ------
+    ValueError
+        No plant, an unknown plant name, or an unsupported render mode.
+    TypeError
+        Not a plant; plant parameters the class does not take (the message lists its
+        parameters); plant parameters together with a plant instance.
 
     Notes
     -----
@@ -69,24 +141,49 @@ class PlantEnv(gymnasium.Env):
     ``self.np_random``, in the same order as gymnasium's classic-control environments, so a
     twin and its gymnasium original start from the same state for the same seed.
     ``options={"state": x0}`` starts from an exact state instead.
+
+    stable-baselines3 needs finite action bounds (its ``check_env`` refuses an unbounded Box,
+    and SAC/TD3 rescale actions into it): a plant with unlimited inputs (``InvertedPendulum``
+    by default, an ``LTI`` without ``u_min``/``u_max``) is made RL-ready by giving it a
+    saturation, e.g. ``gymnasium.make("certnet/InvertedPendulum-v0", max_torque=2.0)``; the
+    saturation is then part of the plant, so the closed-loop verifier sees it.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 50}
 
-    def __init__(self, plant: Plant | str | None = None, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        plant: Plant | type[Plant] | str | None = None,
+        render_mode: str | None = None,
+        **plant_kwargs: Any,
+    ) -> None:
         if plant is None:
             raise ValueError(
                 "PlantEnv needs a plant: use plant.env(), or "
                 "gymnasium.make('certnet/LTI-v0', plant=cn.plants.LTI(sys))"
             )
         if isinstance(plant, str):
-            plant = _plant_class(plant)()
+            plant = _plant_class(plant)
+        if isinstance(plant, type) and issubclass(plant, Plant):
+            plant = _build(plant, plant_kwargs)
+        elif plant_kwargs:
+            raise TypeError(
+                f"plant parameters {sorted(plant_kwargs)} cannot be applied to a plant instance; "
+                "configure the instance (e.g. InvertedPendulum(mass=0.2).env()) or pass its "
+                "class name with the parameters"
+            )
         if not isinstance(plant, Plant):
             raise TypeError(f"plant must be a certnet Plant or its class name, got {plant!r}")
-        if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; use None")
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(
+                f"render_mode {render_mode!r} is not supported; use None or 'rgb_array' (show "
+                "the frames yourself, e.g. plt.imshow(env.render()))"
+            )
         self.plant = plant
-        self.render_mode = None
+        self.render_mode = render_mode
+        # a unit-step map (dt ≥ 1, e.g. MountainCar) plays at gymnasium's classic 30 frames/s
+        fps = 30 if plant.dt >= 1 else int(min(60, max(1, round(1.0 / plant.dt))))
+        self.metadata = {**type(self).metadata, "render_fps": fps}
         self.action_space = spaces.Box(
             plant.u_min.astype(np.float32), plant.u_max.astype(np.float32), dtype=np.float32
         )
@@ -94,6 +191,7 @@ class PlantEnv(gymnasium.Env):
             plant.obs_low.astype(np.float32), plant.obs_high.astype(np.float32), dtype=np.float32
         )
         self.state = np.zeros(plant.n_states)
+        self._last_u = np.zeros(plant.n_inputs)
 
     def _obs(self) -> np.ndarray:
         with torch.no_grad():
@@ -114,6 +212,7 @@ class PlantEnv(gymnasium.Env):
         else:
             self.state = self.np_random.uniform(low=self.plant.reset_low,
                                                 high=self.plant.reset_high)
+        self._last_u = np.zeros(self.plant.n_inputs)
         return self._obs(), {}
 
     def step(self, action: Any):
@@ -132,20 +231,74 @@ class PlantEnv(gymnasium.Env):
             x = self.plant.step(x, ut)
             terminated = bool(self.plant.terminated(x)[0])
         self.state = x[0].numpy()
+        self._last_u = u.astype(np.float64)
         return self._obs(), reward, terminated, False, {}
+
+    def render(self) -> np.ndarray | None:
+        """The current frame, (256, 256, 3) uint8, or None when ``render_mode`` is None.
+
+        A schematic, the same for every plant: one rod per angle state (0 pointing up,
+        positive counter-clockwise) in the upper half; below, one bar per state (grey; its
+        length is tanh of the state over its reset range, so the bar stays in the frame) and
+        one per input (red; the last action over its limit, or tanh where unlimited).
+        """
+        if self.render_mode is None:
+            return None
+        return _draw(self.plant, self.state, self._last_u)
+
+
+def _draw(plant: Plant, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+    n = _FRAME
+    img = np.full((n, n, 3), 255, dtype=np.uint8)
+    yy, xx = np.mgrid[0:n, 0:n]
+    angles = list(plant.angle_states)
+    if angles:
+        cy, half = n * 0.3, n * 0.25
+        for j, k in enumerate(angles[:3]):
+            cx = n * (j + 1) / (min(len(angles), 3) + 1)
+            th = float(x[k])
+            ex, ey = cx - half * math.sin(th), cy - half * math.cos(th)
+            # distance of every pixel to the segment (cx, cy)–(ex, ey)
+            dx, dy = ex - cx, ey - cy
+            t = np.clip(((xx - cx) * dx + (yy - cy) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+            d = np.hypot(xx - (cx + t * dx), yy - (cy + t * dy))
+            img[d <= 3.0] = (40, 70, 160)
+            img[np.hypot(xx - cx, yy - cy) <= 5.0] = (0, 0, 0)
+    spread = np.maximum(np.abs(plant.reset_high - plant.reset_low) / 2, 1e-9)
+    lim = np.where(np.isfinite(plant.u_max), np.maximum(np.abs(plant.u_max), 1e-9), np.inf)
+    bars = [(math.tanh(float(v) / s), (110, 110, 110)) for v, s in zip(x, spread, strict=True)]
+    for v, m in zip(u, lim, strict=True):
+        frac = float(np.clip(v / m, -1, 1)) if np.isfinite(m) else math.tanh(float(v))
+        bars.append((frac, (200, 40, 40)))
+    top, height = int(n * 0.6), int(n * 0.4)
+    step = max(1, height // max(1, len(bars)))
+    mid = n // 2
+    for i, (frac, colour) in enumerate(bars[: height // 2]):
+        y0 = top + i * step
+        y1 = y0 + max(1, step - 2)
+        end = int(round(mid + frac * (n * 0.45)))
+        lo, hi = sorted((mid, end))
+        img[y0:y1, lo : hi + 1] = colour
+    img[top:, mid] = (0, 0, 0)
+    return img
 
 
 def register_envs() -> None:
-    """Register every id of :data:`ENV_IDS` with gymnasium (idempotent)."""
+    """Register the id of every plant class that defines one (idempotent).
+
+    Ids already in ``gymnasium.registry`` are left as they are. See the module docstring for
+    how the table is derived.
+    """
+    if not ENV_IDS:
+        _scan()
     for env_id, cls_name in ENV_IDS.items():
         if env_id in gymnasium.registry:
             continue
-        steps = _plant_class(cls_name).max_episode_steps
-        kwargs = {} if cls_name == "LTI" else {"plant": cls_name}
+        cls = _CLASSES[cls_name]
         gymnasium.register(
             env_id,
             entry_point="certnet.plants.env:PlantEnv",
-            max_episode_steps=steps,
-            reward_threshold=90.0 if cls_name == "MountainCar" else None,
-            kwargs=kwargs,
+            max_episode_steps=cls.max_episode_steps,
+            reward_threshold=getattr(cls, "reward_threshold", None),
+            kwargs={} if env_id in _GENERIC else {"plant": cls_name},
         )

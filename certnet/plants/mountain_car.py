@@ -61,6 +61,7 @@ class MountainCar(Plant):
     env_id = "certnet/MountainCarContinuous-v0"
     max_episode_steps = 999
     goal_reached_terminates = True
+    reward_threshold = 90.0
 
     min_position, max_position, max_speed = -1.2, 0.6, 0.07
     goal_position, power = 0.45, 0.0015

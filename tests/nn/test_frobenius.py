@@ -114,3 +114,68 @@ def test_conditioning_is_scale_invariant_and_validated():
         FrobeniusLinear(2, 2, conditioning="column")
     with pytest.raises(ValueError, match="needs mode='sphere'"):
         FrobeniusLinear(2, 2, conditioning="row", mode="ball")
+
+
+def _drifted(dtype, conditioning=None, seed=0):
+    """A net after a few Adam steps: its stored points are far off their spheres."""
+    from certnet.nn import NormalizedMLP
+
+    torch.manual_seed(seed)
+    net = NormalizedMLP([3, 32, 16, 2], radii=[1.3, 0.7, 2.0], seed=seed, dtype=dtype,
+                        conditioning=conditioning)
+    opt = torch.optim.Adam(net.parameters(), lr=0.3)
+    for _ in range(5):
+        opt.zero_grad()
+        net(torch.randn(16, 3, dtype=dtype)).pow(2).sum().backward()
+        opt.step()
+    return net
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("conditioning", [None, "row"])
+def test_sphere_point_keeps_the_forward_weight(dtype, conditioning):
+    max_ulps = 4
+    from certnet.geometry import is_on_sphere
+
+    exact = 0
+    for seed in range(3):
+        net = _drifted(dtype, conditioning, seed)
+        for lin in net.linears:
+            assert not is_on_sphere(lin.point, lin.radius)  # Adam moved it off
+            before = lin.point.detach().clone()
+            y = lin.sphere_point()
+            assert torch.equal(lin.point, before)  # the layer is not modified
+            assert is_on_sphere(y, lin.radius)
+            w = lin.weight.detach()
+            w2 = lin.parametrizations.weight[0](y)
+            ulp = torch.nextafter(w.abs(), torch.tensor(torch.inf, dtype=dtype)) - w.abs()
+            assert float(((w2 - w).abs() / ulp).max()) <= max_ulps
+            exact += torch.equal(w, w2)
+    if conditioning is None:
+        assert exact >= 3  # bit for bit in many layers (of 9; the plain projection: none)
+
+
+def test_sphere_point_of_a_ball_layer_is_the_stored_point():
+    lin = FrobeniusLinear(3, 4, radius=1.0, mode="ball")
+    with torch.no_grad():
+        lin.point.mul_(3.0)
+    assert torch.equal(lin.sphere_point(), lin.point)
+
+
+def test_the_radius_is_in_the_state_dict_and_checked_on_load():
+    a = FrobeniusLinear(3, 4, radius=2.0)
+    sd = a.state_dict()
+    assert sd["parametrizations.weight.0.radius"].dtype == torch.float64
+    assert float(sd["parametrizations.weight.0.radius"]) == 2.0
+    # .float()/.half() cannot round it: it is written from the Python float
+    assert float(a.half().state_dict()["parametrizations.weight.0.radius"]) == 2.0
+    b = FrobeniusLinear(3, 4, radius=1.5)
+    with pytest.raises(RuntimeError, match=r"saved with radius 2.0 but this layer has radius 1.5"):
+        b.load_state_dict(FrobeniusLinear(3, 4, radius=2.0).state_dict())
+    with pytest.raises(RuntimeError, match="radius"):  # strict=False does not waive it
+        b.load_state_dict(FrobeniusLinear(3, 4, radius=2.0).state_dict(), strict=False)
+    old = {k: v for k, v in FrobeniusLinear(3, 4, radius=1.5).state_dict().items()
+           if not k.endswith("radius")}
+    with pytest.warns(UserWarning, match="has no .*radius.* keeps its radius 1.5"):
+        b.load_state_dict(old)
+    assert b.radius == 1.5 and torch.equal(b.point, old["parametrizations.weight.original"])

@@ -202,3 +202,81 @@ def test_ball_mode_keeps_the_rounded_weight_inside():
             layer.point.copy_(v * (r / v.norm()))  # on the boundary, up to float32 rounding
         w = layer.weight.detach().double().flatten().tolist()
         assert sum(Fraction(x) ** 2 for x in w) <= Fraction(r) ** 2
+
+
+# ---------------------------------------------------------------- issue 15: pickling, radii
+def _trained(dtype=torch.float32):
+    net = NormalizedMLP([3, 16, 16, 2], activation="tanh", radii=[1.5, 0.8, 2.0], seed=1,
+                        dtype=dtype, input_scale=[1.0, 2.0, 0.5], output_offset=0.3)
+    opt = torch.optim.Adam(net.parameters(), lr=0.2)  # moves the points off their spheres
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(8, 3, dtype=dtype)).sum().backward()
+        opt.step()
+    return net
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pickle_round_trip_is_the_same_function(dtype):
+    import pickle
+
+    net = _trained(dtype)
+    net.linears[1].bias.requires_grad_(False)
+    net.eval()
+    rng = torch.get_rng_state()
+    back = pickle.loads(pickle.dumps(net))
+    assert torch.equal(torch.get_rng_state(), rng)  # unpickling draws nothing
+    x = torch.randn(32, 3, dtype=dtype)
+    with torch.no_grad():
+        assert torch.equal(back(x), net(x))
+    assert back.radii == net.radii and back.lipschitz_bound() == net.lipschitz_bound()
+    assert not back.training and not back.linears[1].bias.requires_grad
+    assert back.linears[0].point.requires_grad
+    assert set(back.state_dict()) == set(net.state_dict())
+
+
+def test_deepcopy_and_torch_save_of_the_whole_module(tmp_path):
+    import copy
+
+    net = _trained()
+    x = torch.randn(5, 3)
+    twin = copy.deepcopy(net)
+    torch.save(net, tmp_path / "net.pt")
+    whole = torch.load(tmp_path / "net.pt", weights_only=False)
+    with torch.no_grad():
+        assert torch.equal(twin(x), net(x)) and torch.equal(whole(x), net(x))
+    twin.set_radii(1.0)
+    assert net.radii == [1.5, 0.8, 2.0]  # a copy, not a view
+
+
+def test_multiprocessing_spawn_round_trip():
+    import multiprocessing as mp
+
+    net = _trained().requires_grad_(False)  # outputs without grad_fn can travel back
+    x = torch.randn(6, 3)
+    with mp.get_context("spawn").Pool(1) as pool:
+        y = pool.apply(net, (x,))  # pickles the net to a fresh interpreter, runs it there
+    assert torch.equal(y, net(x))
+
+
+def test_load_state_dict_with_other_radii_is_an_error():
+    net = _trained()
+    other = NormalizedMLP([3, 16, 16, 2], radii=1.0)
+    with pytest.raises(RuntimeError, match="saved with radius 1.5 but this layer has radius 1.0"):
+        other.load_state_dict(net.state_dict())
+    same = NormalizedMLP([3, 16, 16, 2], radii=[1.5, 0.8, 2.0])
+    same.load_state_dict(net.state_dict())
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        assert torch.equal(same(x), net(x))
+
+
+def test_old_state_dict_without_radii_loads_with_a_warning():
+    net = _trained()
+    old = {k: v for k, v in net.state_dict().items() if not k.endswith(".radius")}
+    twin = NormalizedMLP([3, 16, 16, 2], radii=[1.5, 0.8, 2.0])
+    with pytest.warns(UserWarning, match="saved before certnet stored radii"):
+        twin.load_state_dict(old)
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        assert torch.equal(twin(x), net(x))
