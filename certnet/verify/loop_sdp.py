@@ -263,10 +263,33 @@ def _run_sdp(prob, solver: str) -> dict:
     return {"status": prob.status, "time": time.perf_counter() - t0}
 
 
+def _structured(lmi) -> dict | None:
+    """The structured interior-point solve (:mod:`certnet.verify.lmi_solver`); None unless it
+    reached its gap tolerance (the caller then poses the same SDP in cvxpy)."""
+    from certnet.verify import lmi_solver
+
+    t0 = time.perf_counter()
+    got = lmi_solver.solve(lmi)
+    if got["status"] != "optimal":
+        return None
+    return {"status": "optimal", "time": time.perf_counter() - t0, "P": got["P"],
+            "lam": np.maximum(got["lam"], 0.0), "h": got["h"], "solver": "certnet structured",
+            "newton_steps": got["iterations"]}
+
+
 def _solve(Xp, Ex, Q, Enu, box_half, solver: str):
-    import cvxpy as cp
+    """min tr(P diag(h²)) subject to the contraction LMI and the unit ellipsoid inside the box:
+    by the structured solver, else (not converged) in cvxpy with ``solver``."""
+    from certnet.verify.lmi_solver import LoopLMI
 
     n, nz = Ex.shape
+    a = 1.0 / (box_half**2 * (1 - 1e-6))
+    got = _structured(LoopLMI(Xp, Ex, Q, Enu, np.zeros((nz, nz)), 1 - 1e-4, a,
+                              np.diag(box_half**2), margin=_MARGIN))
+    if got is not None:
+        return got
+    import cvxpy as cp
+
     C = Q.shape[0]
     P = cp.Variable((n, n), symmetric=True)
     lam = cp.Variable(C, nonneg=True)
@@ -488,9 +511,18 @@ def search(loop, x0: np.ndarray, half: np.ndarray, *, solver: str = "CVXOPT") ->
 
 # ------------------------------------------------------------------ ℓ2 gain
 def _solve_gain(Xp, Ex, Q, Enu, Ed, Ey, half, energy, solver):
-    import cvxpy as cp
+    """max h subject to the dissipation LMI and {xᵀPx ≤ e} inside the box: by the structured
+    solver, else (not converged) in cvxpy with ``solver``."""
+    from certnet.verify.lmi_solver import LoopLMI
 
     n, nz = Ex.shape
+    a = energy / (half**2 * (1 - 1e-6))
+    got = _structured(LoopLMI(Xp, Ex, Q, Enu, -Ed.T @ Ed, 1.0, a, np.zeros((n, n)), 1.0, Ey,
+                              _MARGIN))
+    if got is not None and got["h"] > 0:
+        return got
+    import cvxpy as cp
+
     C = Q.shape[0]
     P = cp.Variable((n, n), symmetric=True)
     lam = cp.Variable(C, nonneg=True)
