@@ -50,15 +50,17 @@ __all__ = ["lipschitz", "METHODS"]
 METHODS = ("auto", "fast", "lipsdp-neuron", "lipsdp-layer", "product")
 
 
-def _fast(stack, time_budget: float | None, max_iter: int) -> Certificate:
+def _fast(stack, time_budget: float | None, max_iter: int, max_memory: float) -> Certificate:
     net = slope_net(stack, "fast")
     nn_, s = net.normalized()
     p2 = [1.0]
     for sk in s:
         p2.append(p2[-1] * sk * sk)
-    th, info = optimize_multipliers(nn_, time_budget=time_budget, max_iter=max_iter)
+    th, info = optimize_multipliers(
+        nn_, time_budget=time_budget, max_iter=max_iter, max_memory=max_memory
+    )
     ts = [t * (p2[-1] / p2[k + 1]) for k, t in enumerate(th)]
-    solver = {"name": "certnet.fast (L-BFGS on the Schur value)", **info}
+    solver = {"name": "certnet.fast (primal-dual HKM predictor-corrector)", **info}
     return lmi_certificate(stack, "fast", ts, solver=solver, margin=0.0)
 
 
@@ -106,9 +108,10 @@ def lipschitz(
         ``solver["status"]``. Default None: it stops on its tolerance or ``max_iter`` only, so
         the certified value does not depend on the machine's load.
     max_iter : int
-        Newton steps allowed to the "fast" optimiser.
+        Interior-point iterations allowed to the "fast" optimiser (it typically converges in
+        7–25).
     max_memory : float
-        Bytes; lipsdp problems estimated larger are refused (ProblemTooLargeError).
+        Bytes; lipsdp and fast problems estimated larger are refused (ProblemTooLargeError).
     region : optional
         A box in the user's input units: ``(lo, hi)`` (arrays of shape (d_0,)) or
         ``{"centre": c, "half_widths": r}`` (r scalar or array ≥ 0; enclosed outward). The
@@ -148,7 +151,7 @@ def lipschitz(
     TypeError
         A network certnet cannot read (the message names the layer).
     ProblemTooLargeError
-        A lipsdp problem above ``max_memory``.
+        A lipsdp or fast problem above ``max_memory``.
 
     Examples
     --------
@@ -187,7 +190,7 @@ def lipschitz(
         cert = product_certificate(stack)
     elif method == "fast":
         try:
-            cert = _fast(stack, time_budget, max_iter)
+            cert = _fast(stack, time_budget, max_iter, max_memory)
         except CertificateError as exc:  # its multipliers prove nothing: the product bound
             return _product_instead(stack, t0, "fast", math.inf, {}, f"fast failed: {exc}")
     else:
