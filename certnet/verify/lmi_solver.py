@@ -214,10 +214,12 @@ class _Barrier:
         if C:
             cross = np.empty((mp, C))
             for k, (i, j) in enumerate(_basis(n)):
+
                 def bq(m, i=i, j=j):
                     top = m[i] * m[j] * (1.0 if i == j else 2.0)
                     bot = m[n + i] * m[n + j] * (1.0 if i == j else 2.0)
                     return top - c * bot
+
                 cross[k] = bq(MYq) - bq(MYe)
             H[:mp, sl] = cross
             H[sl, :mp] = cross.T
@@ -364,11 +366,13 @@ def solve(lmi: LoopLMI, *, max_iter: int = 400, tol: float = 1e-7) -> dict:
     n, C = bar.n, bar.C
     count = [0]
     diag = 2.0 * np.maximum(lmi.a, 0.0) + 2.0 * lmi.margin + 1e-3  # inside every box block
-    y = np.concatenate([
-        np.array([diag[i] if i == j else 0.0 for i, j in _basis(n)]),
-        np.ones(C),
-        [1e-3] if bar.has_h else [],
-    ])
+    y = np.concatenate(
+        [
+            np.array([diag[i] if i == j else 0.0 for i, j in _basis(n)]),
+            np.ones(C),
+            [1e-3] if bar.has_h else [],
+        ]
+    )
     F = bar.F(y)
     s0 = float(np.linalg.eigvalsh(F)[-1]) + lmi.margin + 1.0
     z = np.concatenate([y, [max(s0, 1.0)]])
@@ -409,5 +413,10 @@ def solve(lmi: LoopLMI, *, max_iter: int = 400, tol: float = 1e-7) -> dict:
         y = _predict(bar, y, t, MU * t, phase1=False)
         t *= MU
     P, lam, h = bar.unpack(y)
-    return {"status": status, "P": (P + P.T) / 2, "lam": lam.copy(), "h": float(h),
-            "iterations": count[0]}
+    return {
+        "status": status,
+        "P": (P + P.T) / 2,
+        "lam": lam.copy(),
+        "h": float(h),
+        "iterations": count[0],
+    }
