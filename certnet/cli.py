@@ -1064,9 +1064,28 @@ def evaluate(
     ] = "Pendulum-v1",
     episodes: Annotated[int, typer.Option("--episodes", min=1, help="Number of episodes.")] = 100,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first episode.")] = 0,
+    backend: Annotated[
+        str, typer.Option("--backend", help="auto, twin (batched torch plant), vector or gym.")
+    ] = "auto",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Perturb a plant parameter per episode: NAME=LOW:HIGH."),
+    ] = None,
+    obs_noise: Annotated[
+        float, typer.Option("--obs-noise", min=0.0, help="Sensor noise std (obs units).")
+    ] = 0.0,
+    delay: Annotated[int, typer.Option("--delay", min=0, help="Action delay in steps.")] = 0,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG of the returns here.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Mean/std return (and more) of a controller on a gymnasium environment."""
+    """Mean/std, worst case and quantiles of the return of a controller on a gymnasium env.
+
+    Runs on certnet's batched torch twin when the env has one (same returns as the one-env
+    loop), else on gymnasium's vector env; --param draws perturbed plants per episode.
+    """
+    ranges = {k: v for k, v in (_param_range(p) for p in param or [])}
     net = _load_model(model)
     export = _require("export")
     _require("plants")  # registers certnet's own environments
@@ -1086,7 +1105,9 @@ def evaluate(
     with _user_errors():
         policy = export.to_policy(net, env=probe)  # clip to the env's action space
         probe.close()
-        ev = export.evaluate(policy, env, episodes=episodes, seed=seed)
+        ev = export.evaluate(policy, env, episodes=episodes, seed=seed, backend=backend,
+                             parameters=ranges or None, obs_noise=obs_noise,
+                             action_delay=delay)
     payload = {
         "env": env,
         "episodes": episodes,
@@ -1099,8 +1120,50 @@ def evaluate(
         "mean_settling_time_s": _nanmean(ev.settling_time),
         "mean_effort": float(ev.effort.mean()),
         "mean_length": float(ev.lengths.mean()),
+        "worst_return": ev.worst_return,
+        "return_q05": ev.quantiles[0.05],
+        "return_q50": ev.quantiles[0.5],
+        "return_q95": ev.quantiles[0.95],
+        "backend": ev.backend,
+        "policy_batched": ev.policy_batched,
+        "parameters": {k: list(v) for k, v in ranges.items()},
     }
+    if plot is not None:
+        with _user_errors():
+            _plot_returns(ev, plot, f"{model.name} on {env}")
+        payload["plot"] = str(plot)
     _emit(as_json, payload, _kv_table(f"{model} on {env}", payload))
+
+
+def _param_range(text: str) -> tuple[str, tuple[float, float]]:
+    """``NAME=LOW:HIGH`` → (name, (low, high)); exit 2 on anything else."""
+    name, eq, rng = text.partition("=")
+    lo, colon, hi = rng.partition(":")
+    try:
+        if not (eq and colon and name.strip()):
+            raise ValueError
+        return name.strip(), (float(lo), float(hi))
+    except ValueError:
+        _fail(f"--param must be NAME=LOW:HIGH, e.g. --param mass=0.8:1.2, got {text!r}")
+
+
+def _plot_returns(ev, path: Path, title: str) -> None:
+    """PNG: histogram of the returns, and the return against each perturbed parameter."""
+    from matplotlib.figure import Figure
+
+    panels = 1 + len(ev.parameters)
+    fig = Figure(figsize=(4.0 * panels, 3.2), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    axes[0].hist(ev.returns, bins=min(50, max(5, len(ev.returns) // 10)), color="tab:blue")
+    for q, v in ev.quantiles.items():
+        axes[0].axvline(v, color="k", lw=0.8, ls="--")
+        axes[0].text(v, axes[0].get_ylim()[1] * 0.95, f"{q:.0%}", fontsize=7, ha="center")
+    axes[0].set(xlabel="episode return", ylabel="episodes", title=title)
+    for ax, (name, values) in zip(axes[1:], ev.parameters.items(), strict=True):
+        ax.scatter(values, ev.returns, s=4, alpha=0.5)
+        ax.set(xlabel=name, ylabel="episode return")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 def _fits_env(net, model: Path, probe, env: str) -> None:

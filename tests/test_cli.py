@@ -1048,3 +1048,20 @@ def test_verify_and_evaluate_read_a_stable_baselines3_zip(tmp_path):
     )
     ev = run_json("evaluate", tmp_path / "ppo.zip", "--env", "Pendulum-v1", "--episodes", 2)
     assert "mean_return" in ev
+
+
+def test_evaluate_perturbed_plants_and_plot(model, tmp_path):
+    png = tmp_path / "returns.png"
+    out = run_json("evaluate", model, "--episodes", 30, "--param", "mass=0.8:1.2",
+                   "--param", "length=0.9:1.1", "--plot", png)
+    assert out["backend"] == "twin" and out["policy_batched"] is True
+    assert out["parameters"] == {"mass": [0.8, 1.2], "length": [0.9, 1.1]}
+    assert out["worst_return"] <= out["return_q05"] <= out["return_q50"] <= out["return_q95"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    loop = run_json("evaluate", model, "--episodes", 3, "--backend", "gym")
+    twin = run_json("evaluate", model, "--episodes", 3)
+    assert twin["mean_return"] == pytest.approx(loop["mean_return"], rel=1e-6)
+    user_error(run("evaluate", model, "--param", "friction=0:0.1"),
+               r"'friction' is not a perturbable parameter of Pendulum; valid names")
+    user_error(run("evaluate", model, "--param", "mass=1.2:0.8"), r"low ≤ high")
+    user_error(run("evaluate", model, "--param", "mass"), r"--param must be NAME=LOW:HIGH")

@@ -11,7 +11,7 @@ and a gymnasium ``Env``; exact linearisation by autodiff.
 
 from certnet.plants.base import INTEGRATORS, Plant, Rollout, Saturation, wrap_angle
 from certnet.plants.cartpole import CartPole
-from certnet.plants.env import ENV_IDS, RENDER_MODES, PlantEnv, register_envs
+from certnet.plants.env import ENV_IDS, RENDER_MODES, PlantEnv, PlantVectorEnv, register_envs
 from certnet.plants.external import FunctionPlant, IOSystemPlant, as_plant
 from certnet.plants.linearize import linearize
 from certnet.plants.lti import LTI, VehicleLateral
@@ -35,6 +35,7 @@ __all__ = [
     "IOSystemPlant",
     "FunctionPlant",
     "PlantEnv",
+    "PlantVectorEnv",
     "register_envs",
     "ENV_IDS",
     "RENDER_MODES",

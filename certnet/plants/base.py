@@ -100,6 +100,11 @@ class Plant:
         (cart-pole fallen).
     reward_threshold : float or None
         Return at which the environment counts as solved (gymnasium's ``reward_threshold``).
+    perturbable : tuple of str
+        Constructor arguments that the dynamics, reward and termination read at every step
+        (nothing derived from them at construction), so an instance attribute may hold a (B,)
+        tensor of per-sample values: what ``certnet.export.evaluate(..., parameters=…)``
+        perturbs. Empty for plants whose parameters are baked into matrices (LTI).
 
     Instance attributes
     -------------------
@@ -130,6 +135,7 @@ class Plant:
     max_episode_steps: int = 200
     goal_reached_terminates: bool = False
     reward_threshold: float | None = None
+    perturbable: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -60,6 +60,7 @@ class CartPole(Plant):
     integrator = "euler"
     angle_states = (2,)
     env_id = "certnet/ContinuousCartPole-v0"
+    perturbable = ("gravity", "masscart", "masspole", "length")
     max_episode_steps = 500
 
     def __init__(

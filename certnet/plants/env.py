@@ -35,10 +35,13 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 from certnet.plants.base import Plant
 
-__all__ = ["PlantEnv", "register_envs", "ENV_IDS", "RENDER_MODES"]
+__all__ = ["PlantEnv", "PlantVectorEnv", "register_envs", "ENV_IDS", "RENDER_MODES"]
 
 ENV_IDS: dict[str, str] = {}
 """Registered id → name of the plant class in :mod:`certnet.plants` that defines it (filled by
@@ -107,6 +110,28 @@ def _build(cls: type[Plant], kwargs: dict[str, Any]) -> Plant:
     return cls(**kwargs)
 
 
+def _resolve(plant: Any, plant_kwargs: dict[str, Any], who: str) -> Plant:
+    """The plant instance of an environment's ``plant`` argument (instance, class or name)."""
+    if plant is None:
+        raise ValueError(
+            f"{who} needs a plant: use plant.env(), or "
+            "gymnasium.make('certnet/LTI-v0', plant=cn.plants.LTI(sys))"
+        )
+    if isinstance(plant, str):
+        plant = _plant_class(plant)
+    if isinstance(plant, type) and issubclass(plant, Plant):
+        plant = _build(plant, plant_kwargs)
+    elif plant_kwargs:
+        raise TypeError(
+            f"plant parameters {sorted(plant_kwargs)} cannot be applied to a plant instance; "
+            "configure the instance (e.g. InvertedPendulum(mass=0.2).env()) or pass its "
+            "class name with the parameters"
+        )
+    if not isinstance(plant, Plant):
+        raise TypeError(f"plant must be a certnet Plant or its class name, got {plant!r}")
+    return plant
+
+
 class PlantEnv(gymnasium.Env):
     """A :class:`~certnet.plants.Plant` as a gymnasium ``Env`` (float64 state, float32 spaces).
 
@@ -157,23 +182,7 @@ class PlantEnv(gymnasium.Env):
         render_mode: str | None = None,
         **plant_kwargs: Any,
     ) -> None:
-        if plant is None:
-            raise ValueError(
-                "PlantEnv needs a plant: use plant.env(), or "
-                "gymnasium.make('certnet/LTI-v0', plant=cn.plants.LTI(sys))"
-            )
-        if isinstance(plant, str):
-            plant = _plant_class(plant)
-        if isinstance(plant, type) and issubclass(plant, Plant):
-            plant = _build(plant, plant_kwargs)
-        elif plant_kwargs:
-            raise TypeError(
-                f"plant parameters {sorted(plant_kwargs)} cannot be applied to a plant instance; "
-                "configure the instance (e.g. InvertedPendulum(mass=0.2).env()) or pass its "
-                "class name with the parameters"
-            )
-        if not isinstance(plant, Plant):
-            raise TypeError(f"plant must be a certnet Plant or its class name, got {plant!r}")
+        plant = _resolve(plant, plant_kwargs, "PlantEnv")
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(
                 f"render_mode {render_mode!r} is not supported; use None or 'rgb_array' (show "
@@ -247,6 +256,146 @@ class PlantEnv(gymnasium.Env):
         return _draw(self.plant, self.state, self._last_u)
 
 
+class PlantVectorEnv(VectorEnv):
+    """``num_envs`` copies of a plant's environment stepped as one batched torch plant.
+
+    The ``vector_entry_point`` of every certnet id:
+    ``gymnasium.make_vec(id, num_envs=64, vectorization_mode="vector_entry_point")``. Each
+    sub-environment is the :class:`PlantEnv` of the same plant with a ``TimeLimit`` of
+    ``max_episode_steps``: reset seeds, initial states, observations, rewards, terminations and
+    truncations are those of a ``SyncVectorEnv`` of ``gymnasium.make(id)`` on the same seeds.
+
+    Spaces are batched: ``action_space`` is ``Box`` of shape (num_envs, m), float32;
+    ``observation_space`` (num_envs, n_obs), float32; ``single_*`` are the per-env spaces.
+    Autoreset is gymnasium's default ``AutoresetMode.NEXT_STEP``: the step after a
+    sub-environment terminated or truncated resets it (its action is ignored, reward 0, neither
+    flag set).
+
+    Parameters
+    ----------
+    num_envs : int
+        Number of sub-environments (≥ 1).
+    plant : Plant, Plant subclass or str
+        As for :class:`PlantEnv`.
+    max_episode_steps : int, optional
+        Truncation horizon in steps (default ``plant.max_episode_steps``; ``make_vec`` passes
+        the id's).
+    render_mode : None
+        The batched env draws nothing; render sub-environments of a sync vector env instead.
+    **plant_kwargs
+        Parameters of the plant class (``make_vec(id, num_envs, ..., mass=0.2)``).
+
+    Raises
+    ------
+    ValueError
+        ``num_envs`` < 1, ``max_episode_steps`` < 1, a render mode, or a bad plant.
+    TypeError
+        As for :class:`PlantEnv`.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        plant: Plant | type[Plant] | str | None = None,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        **plant_kwargs: Any,
+    ) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if render_mode is not None:
+            raise ValueError(
+                f"PlantVectorEnv does not render (render_mode={render_mode!r}); use "
+                "gymnasium.make_vec(id, num_envs, vectorization_mode='sync', "
+                "render_mode='rgb_array') to render the sub-environments"
+            )
+        plant = _resolve(plant, plant_kwargs, "PlantVectorEnv")
+        steps = plant.max_episode_steps if max_episode_steps is None else max_episode_steps
+        if not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"max_episode_steps must be a positive integer, got {steps!r}")
+        self.plant, self.num_envs, self.max_episode_steps = plant, int(num_envs), int(steps)
+        self.render_mode = None
+        self.single_action_space = spaces.Box(
+            plant.u_min.astype(np.float32), plant.u_max.astype(np.float32), dtype=np.float32
+        )
+        self.single_observation_space = spaces.Box(
+            plant.obs_low.astype(np.float32), plant.obs_high.astype(np.float32), dtype=np.float32
+        )
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._x = np.zeros((self.num_envs, plant.n_states))
+        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+
+    def _draw(self, i: int) -> np.ndarray:
+        if self._rngs[i] is None:  # gymnasium.Env.np_random: unseeded on first use
+            self._rngs[i], _ = seeding.np_random()
+        return self._rngs[i].uniform(low=self.plant.reset_low, high=self.plant.reset_high)
+
+    def _obs(self) -> np.ndarray:
+        with torch.no_grad():
+            return self.plant.observe(torch.as_tensor(self._x)).numpy().astype(np.float32)
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None):
+        """Reset every sub-environment; ``seed`` int → seeds ``seed, seed+1, …`` (as sync)."""
+        # the base class seeds its own generator from an int only (a list is per sub-env)
+        super().reset(seed=int(seed) if isinstance(seed, (int, np.integer)) else None)
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(
+                    f"a list of seeds must have num_envs={self.num_envs} entries, got {len(seeds)}"
+                )
+        for i, s in enumerate(seeds):
+            if s is not None:
+                self._rngs[i], _ = seeding.np_random(int(s))
+            self._x[i] = self._draw(i)
+        self._elapsed[:] = 0
+        self._autoreset[:] = False
+        return self._obs(), {}
+
+    def step(self, actions: Any):
+        """Step every sub-environment (autoresetting those that ended at the previous step)."""
+        u = np.asarray(actions)
+        u = u if u.dtype.kind == "f" else u.astype(np.float64)
+        m = self.plant.n_inputs
+        if u.size != self.num_envs * m:
+            raise ValueError(
+                f"actions must have shape ({self.num_envs}, {m}), got {np.shape(actions)}"
+            )
+        u = u.reshape(self.num_envs, m)
+        live = ~self._autoreset
+        rewards = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        if live.any():
+            with torch.no_grad():
+                x = torch.as_tensor(self._x[live])
+                ut = torch.as_tensor(u[live])
+                rewards[live] = self.plant.reward(x, ut).numpy()
+                x = self.plant.step(x, ut)
+                terminated[live] = self.plant.terminated(x).numpy()
+            self._x[live] = x.numpy()
+            self._elapsed[live] += 1
+        for i in np.flatnonzero(self._autoreset):
+            self._x[i] = self._draw(i)
+            self._elapsed[i] = 0
+        truncated = live & (self._elapsed >= self.max_episode_steps)
+        self._autoreset = terminated | truncated
+        return self._obs(), rewards, terminated, truncated, {}
+
+    def render(self) -> None:
+        """Nothing to draw (``render_mode`` is None)."""
+        return None
+
+
 def _draw(plant: Plant, x: np.ndarray, u: np.ndarray) -> np.ndarray:
     n = _FRAME
     img = np.full((n, n, 3), 255, dtype=np.uint8)
@@ -298,6 +447,7 @@ def register_envs() -> None:
         gymnasium.register(
             env_id,
             entry_point="certnet.plants.env:PlantEnv",
+            vector_entry_point="certnet.plants.env:PlantVectorEnv",
             max_episode_steps=cls.max_episode_steps,
             reward_threshold=getattr(cls, "reward_threshold", None),
             kwargs={} if env_id in _GENERIC else {"plant": cls_name},

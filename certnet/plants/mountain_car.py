@@ -59,6 +59,7 @@ class MountainCar(Plant):
     dt = 1.0
     integrator = "discrete"
     env_id = "certnet/MountainCarContinuous-v0"
+    perturbable = ("goal_velocity",)
     max_episode_steps = 999
     goal_reached_terminates = True
     reward_threshold = 90.0

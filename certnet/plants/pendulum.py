@@ -81,6 +81,7 @@ class Pendulum(Plant):
     integrator = "semi-implicit-euler"
     angle_states = (0,)
     env_id = "certnet/Pendulum-v1"
+    perturbable = ("g", "mass", "length")
     max_episode_steps = 200
 
     def __init__(
@@ -204,6 +205,7 @@ class InvertedPendulum(Plant):
     obs_names = ("theta", "theta_dot")
     angle_states = (0,)
     env_id = "certnet/InvertedPendulum-v0"
+    perturbable = ("g", "mass", "length", "friction")
     max_episode_steps = 250
 
     def __init__(

@@ -199,3 +199,38 @@ def test_sb3_check_env_passes(env_id):
         sb3_checker.check_env(env.unwrapped, skip_render_check=False)
     assert all("normalized Box action space" in str(w.message) for w in caught), [
         str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("env_id", ["certnet/Pendulum-v1", "certnet/ContinuousCartPole-v0",
+                                    "certnet/MountainCarContinuous-v0"])
+def test_vector_entry_point_steps_as_a_sync_vector_env(env_id):
+    runs = []
+    for mode in ("sync", "vector_entry_point"):
+        envs = gym.make_vec(env_id, num_envs=8, vectorization_mode=mode, max_episode_steps=60)
+        assert envs.action_space.shape == (8, 1) and envs.metadata["autoreset_mode"].name == \
+            "NEXT_STEP"
+        obs, _ = envs.reset(seed=5)
+        rng = np.random.default_rng(0)
+        traj = [obs]
+        for _ in range(150):  # several episodes per slot: autoreset included
+            out = envs.step(rng.uniform(-1, 1, size=(8, 1)).astype(np.float32))
+            traj.append(np.column_stack([out[0], out[1], out[2], out[3]]))
+        runs.append(np.concatenate([t.reshape(8, -1) for t in traj], axis=1))
+    assert type(envs).__name__ == "PlantVectorEnv" and envs.render() is None
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_vector_env_errors():
+    with pytest.raises(ValueError, match="num_envs must be a positive integer"):
+        cn.plants.PlantVectorEnv(0, plant="Pendulum")
+    with pytest.raises(ValueError, match="does not render"):
+        cn.plants.PlantVectorEnv(2, plant="Pendulum", render_mode="rgb_array")
+    with pytest.raises(ValueError, match="PlantVectorEnv needs a plant"):
+        cn.plants.PlantVectorEnv(2)
+    envs = cn.plants.PlantVectorEnv(2, plant="Pendulum", mass=2.0)
+    assert envs.plant.mass == 2.0 and envs.max_episode_steps == 200
+    with pytest.raises(ValueError, match="a list of seeds must have num_envs=2"):
+        envs.reset(seed=[1])
+    envs.reset(seed=[1, None])
+    with pytest.raises(ValueError, match=r"actions must have shape \(2, 1\)"):
+        envs.step(np.zeros(3))
