@@ -414,9 +414,12 @@ def evaluate(
     if robust and backend != "twin":
         raise ValueError(f"parameters, obs_noise and action_delay run on backend 'twin', not "
                          f"{backend!r}; use backend='auto' or 'twin'")
-    if backend == "vector" and env.spec is None:
+    if backend == "vector" and (env.spec is None or env is env.unwrapped):
+        # an unwrapped env may carry its spec, but gym.make_vec(spec) would rebuild it with the
+        # registered wrappers (time limit included): another env than the one passed
         raise ValueError("backend 'vector' needs an env made from a registered id (env.spec is "
-                         "None); pass the id string, or use backend='gym'")
+                         "None or the env is unwrapped); pass the id string, or use "
+                         "backend='gym'")
     seeds = [int(seed) + k for k in range(n_ep)]
     act = env.action_space
     batched = BatchedPolicy(policy, act.shape, act.dtype)
