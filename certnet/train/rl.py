@@ -137,7 +137,38 @@ class CertifiedMlpExtractor(MlpExtractor):
         self.latent_dim_pi = n_actions
 
 
-class CertifiedActorCriticPolicy(ActorCriticPolicy):
+class _CertnetOptions:
+    """What every certified policy adds to its SB3 base: the ``lipschitz``, ``actor_activation``
+    and ``actor_kwargs`` keywords (kept in ``self._certnet``, set before the base's
+    ``__init__``, which builds the actor from them) and their return in SB3's saved
+    constructor parameters."""
+
+    def __init__(
+        self,
+        observation_space,
+        action_space,
+        lr_schedule,
+        *args,
+        lipschitz: float | None = None,
+        actor_activation: str | None = None,
+        actor_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> None:
+        _check_box(action_space, kwargs.get("use_sde", False), type(self).__name__)
+        self._certnet = {
+            "lipschitz": lipschitz,
+            "actor_activation": actor_activation,
+            "actor_kwargs": actor_kwargs,
+        }
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(self._certnet)
+        return data
+
+
+class CertifiedActorCriticPolicy(_CertnetOptions, ActorCriticPolicy):
     """PPO/A2C policy whose action mean is a :class:`NormalizedMLP` of the observation.
 
     Parameters
@@ -157,26 +188,6 @@ class CertifiedActorCriticPolicy(ActorCriticPolicy):
         ``use_sde=True``; an action space that is not a 1-D Box; an activation certnet cannot
         bound.
     """
-
-    def __init__(
-        self,
-        observation_space,
-        action_space,
-        lr_schedule,
-        *args,
-        lipschitz: float | None = None,
-        actor_activation: str | None = None,
-        actor_kwargs: dict[str, Any] | None = None,
-        **kwargs,
-    ) -> None:
-        _check_box(action_space, kwargs.get("use_sde", False), type(self).__name__)
-        # read by _build_mlp_extractor, which ActorCriticPolicy.__init__ calls
-        self._certnet = {
-            "lipschitz": lipschitz,
-            "actor_activation": actor_activation,
-            "actor_kwargs": actor_kwargs,
-        }
-        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         c = self._certnet
@@ -204,38 +215,14 @@ class CertifiedActorCriticPolicy(ActorCriticPolicy):
         """The certified network obs → action mean."""
         return self.mlp_extractor.policy_net
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self._certnet)
-        return data
 
-
-class CertifiedSACPolicy(SACPolicy):
+class CertifiedSACPolicy(_CertnetOptions, SACPolicy):
     """SAC policy whose action mean (before tanh) is a :class:`NormalizedMLP` of the observation.
 
     The actor is SB3's own ``Actor`` with ``latent_pi`` the identity, ``mu`` the NormalizedMLP
     and ``log_std`` a plain MLP of the features (exploration only). Parameters as for
     :class:`CertifiedActorCriticPolicy` (``lipschitz`` bounds the rescaled, squashed action).
     """
-
-    def __init__(
-        self,
-        observation_space,
-        action_space,
-        lr_schedule,
-        *args,
-        lipschitz: float | None = None,
-        actor_activation: str | None = None,
-        actor_kwargs: dict[str, Any] | None = None,
-        **kwargs,
-    ) -> None:
-        _check_box(action_space, kwargs.get("use_sde", False), type(self).__name__)
-        self._certnet = {
-            "lipschitz": lipschitz,
-            "actor_activation": actor_activation,
-            "actor_kwargs": actor_kwargs,
-        }
-        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
     def make_actor(self, features_extractor=None):
         actor = super().make_actor(features_extractor)
@@ -258,37 +245,13 @@ class CertifiedSACPolicy(SACPolicy):
         """The certified network obs → action before tanh."""
         return self.actor.mu
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self._certnet)
-        return data
 
-
-class CertifiedTD3Policy(TD3Policy):
+class CertifiedTD3Policy(_CertnetOptions, TD3Policy):
     """TD3/DDPG policy whose actor is ``tanh(NormalizedMLP(obs))`` (then SB3's rescaling).
 
     Parameters as for :class:`CertifiedActorCriticPolicy` (``lipschitz`` bounds the rescaled
     action). The target actor has the same structure and radii.
     """
-
-    def __init__(
-        self,
-        observation_space,
-        action_space,
-        lr_schedule,
-        *args,
-        lipschitz: float | None = None,
-        actor_activation: str | None = None,
-        actor_kwargs: dict[str, Any] | None = None,
-        **kwargs,
-    ) -> None:
-        _check_box(action_space, False, type(self).__name__)
-        self._certnet = {
-            "lipschitz": lipschitz,
-            "actor_activation": actor_activation,
-            "actor_kwargs": actor_kwargs,
-        }
-        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
     def make_actor(self, features_extractor=None):
         actor = super().make_actor(features_extractor)
@@ -308,8 +271,3 @@ class CertifiedTD3Policy(TD3Policy):
     def actor_net(self) -> NormalizedMLP:
         """The certified network obs → action before tanh."""
         return self.actor.mu[0]
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self._certnet)
-        return data
