@@ -363,6 +363,20 @@ def _chain(
     return weights, biases, acts
 
 
+def _check_module_lists(net: nn.Module, name: str, forward: str, fix: str) -> None:
+    """``net`` itself and its ``linears``/``acts`` must be hook-free exact nn.ModuleLists,
+    which is what ``forward`` (named in the message) iterates."""
+    _check_module_self(net, name)
+    for attr in ("linears", "acts"):
+        sub = getattr(net, attr)
+        if type(sub) is not nn.ModuleList:
+            raise TypeError(
+                f"{name}.{attr} is a {type(sub).__name__}, not the nn.ModuleList {forward} "
+                f"iterates; {fix}"
+            )
+        _check_module_self(sub, f"{name}.{attr}")
+
+
 def _read_normalized_mlp(net: NormalizedMLP) -> tuple[LayerStack, torch.Tensor]:
     name = type(net).__name__
     if type(net).forward is not NormalizedMLP.forward:
@@ -370,15 +384,7 @@ def _read_normalized_mlp(net: NormalizedMLP) -> tuple[LayerStack, torch.Tensor]:
             f"{name} overrides NormalizedMLP.forward, so its layers need not be what it "
             "computes; certify a NormalizedMLP (or an nn.Sequential) that computes the same map"
         )
-    _check_module_self(net, name)
-    for attr in ("linears", "acts"):
-        sub = getattr(net, attr)
-        if type(sub) is not nn.ModuleList:
-            raise TypeError(
-                f"{name}.{attr} is a {type(sub).__name__}, not the nn.ModuleList NormalizedMLP."
-                "forward iterates; restore it"
-            )
-        _check_module_self(sub, f"{name}.{attr}")
+    _check_module_lists(net, name, "NormalizedMLP.forward", "restore it")
     items: list[tuple[str, nn.Module]] = []
     for k, lin in enumerate(net.linears):
         if not isinstance(lin, nn.Linear):
@@ -419,15 +425,7 @@ def _read_onnx_network(net: nn.Module) -> tuple[LayerStack, torch.Tensor]:
             f"{name} is a subclass of OnnxNetwork, which can compute something else (its own "
             "forward); use the OnnxNetwork certnet.load returns"
         )
-    _check_module_self(net, name)
-    for attr in ("linears", "acts"):
-        sub = getattr(net, attr)
-        if type(sub) is not nn.ModuleList:
-            raise TypeError(
-                f"{name}.{attr} is a {type(sub).__name__}, not the nn.ModuleList "
-                "OnnxNetwork.forward iterates; reload the network"
-            )
-        _check_module_self(sub, f"{name}.{attr}")
+    _check_module_lists(net, name, "OnnxNetwork.forward", "reload the network")
     if len(net.acts) != len(net.linears) - 1:
         raise TypeError(
             f"{name} has {len(net.linears)} linear layers and {len(net.acts)} activations; "
