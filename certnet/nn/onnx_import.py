@@ -60,6 +60,7 @@ from certnet.nn.extract import (
     extract_layers,
     forward_error_bound,
 )
+from certnet.nn.mlp import NormalizedMLP
 
 __all__ = ["OnnxNetwork", "from_onnx", "load_onnx", "SUPPORTED_OPS"]
 
@@ -160,17 +161,8 @@ class OnnxNetwork(nn.Module):
         """[d_0, …, d_L]."""
         return [self.linears[0].in_features] + [lin.out_features for lin in self.linears]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.widths[0]:
-            raise ValueError(
-                f"expected inputs with last dimension {self.widths[0]}, got shape {tuple(x.shape)}"
-            )
-        h = (x - self.input_offset) * self.input_scale
-        for k, lin in enumerate(self.linears):
-            h = lin(h)
-            if k < len(self.acts):
-                h = self.acts[k](h)
-        return h * self.output_scale + self.output_offset
+    # the same layout as a NormalizedMLP (scalings, linears, acts), so the same forward
+    forward = NormalizedMLP.forward
 
     def extra_repr(self) -> str:
         return f"source={self.source!r}, onnx_dtype={self.onnx_dtype}"
